@@ -1,0 +1,34 @@
+"""tfcondense: dataset condensation and its fair evaluation in TensorFlow / Keras 3.
+
+Importing the package is cheap: submodules (and TensorFlow) load on first use.
+
+    import tfcondense as tfc
+    source = tfc.load_source("fashion_mnist")
+    art = tfc.select("kcenter", source, ipc=10, seed=0)
+    print(tfc.evaluate(art.images, art.labels, source, protocol="cpu"))
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_source": "tfcondense.data",
+    "SourceData": "tfcondense.data",
+    "build_model": "tfcondense.models",
+    "Protocol": "tfcondense.evaluate",
+    "evaluate": "tfcondense.evaluate",
+    "select": "tfcondense.methods",
+    "Artifact": "tfcondense.artifact",
+    "save_artifact": "tfcondense.artifact",
+    "load_artifact": "tfcondense.artifact",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module 'tfcondense' has no attribute {name!r}")
