@@ -1,0 +1,32 @@
+"""Helpers shared by the benchmark scripts: machine description and JSON output."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import tempfile
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def machine() -> dict:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return {"cpu": cpu, "cores": os.cpu_count(), "tensorflow": tf.__version__,
+          "date": datetime.date.today().isoformat()}
+
+
+def write_json(name: str, payload: dict) -> str:
+  os.makedirs(RESULTS, exist_ok=True)
+  path = os.path.join(RESULTS, name)
+  fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    json.dump(payload, f, indent=2)
+  os.replace(tmp, path)
+  return path

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything tfcondense needs (idempotent), then runs one job.
+#
+#   bash scripts/setup.sh demo   # install, then condense Fashion-MNIST and compare with Random
+#   bash scripts/setup.sh test   # install, then run the default test suite
+#   bash scripts/setup.sh        # install only
+#
+# What it installs: Debian's dataset-fashion-mnist (idx files under
+# /usr/share/datasets/fashion-mnist) and espeak-ng (speech corpus generator), a virtual
+# environment in .venv, and this package in editable mode with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in dataset-fashion-mnist espeak-ng; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "[setup] apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.tfcondense-installed
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "[setup] pip install -e .[test] (first time: a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi
+
+case "${1:-}" in
+  demo)
+    mkdir -p runs
+    exec .venv/bin/python -m apps.evaluate --source fashion_mnist \
+      --method kcenter,herding,random --ipc 10 --protocol quick --repetitions 2 \
+      --cache_dir runs/cache --save_artifacts runs/artifacts --output runs/demo.json
+    ;;
+  test)
+    shift
+    exec .venv/bin/python -m pytest -q "$@"
+    ;;
+  "") ;;
+  *) echo "usage: bash scripts/setup.sh [demo|test [pytest args]]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,131 @@
+"""The condensed-set artifact: one directory, readable without this library.
+
+Layout (STYLE.md habit 8)::
+
+    <dir>/images.npy   float32 [N, H, W, C] stored images, unnormalised, in [0, 1]
+    <dir>/labels.npy   int32 [N] class labels (class-major order)
+    <dir>/meta.json    source, method, ipc, factor, formation, seed, budget, version, ...
+
+Any numpy user can read it: ``np.load(dir + "/images.npy")``. Writes are atomic: the
+files go to a temporary sibling directory which is renamed into place, so a crash
+never leaves a half-written artifact.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict
+
+import numpy as np
+
+from tfcondense.errors import CorruptArtifactError
+
+IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
+_REQUIRED_META = ("source", "method", "ipc")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Artifact:
+  """A condensed set in memory.
+
+  Attributes:
+    images: float32 [N, H, W, C] stored images in [0, 1].
+    labels: int32 [N].
+    meta: JSON-serialisable metadata; at least source, method, ipc.
+  """
+
+  images: np.ndarray
+  labels: np.ndarray
+  meta: Dict[str, Any]
+
+  @property
+  def ipc(self) -> int:
+    return int(self.meta["ipc"])
+
+  @property
+  def factor(self) -> int:
+    return int(self.meta.get("factor", 1))
+
+
+def _check(images: np.ndarray, labels: np.ndarray, meta: Dict[str, Any], where: str):
+  if images.ndim != 4:
+    raise CorruptArtifactError(f"{where}: images must be NHWC, got shape {images.shape}")
+  if labels.ndim != 1 or len(labels) != len(images):
+    raise CorruptArtifactError(
+        f"{where}: {len(images)} images but labels of shape {labels.shape}")
+  missing = [k for k in _REQUIRED_META if k not in meta]
+  if missing:
+    raise CorruptArtifactError(f"{where}: meta.json lacks {', '.join(missing)}")
+  if not np.all(np.isfinite(images)):
+    raise CorruptArtifactError(f"{where}: images contain NaN or infinite values")
+
+
+def save_artifact(directory: str, images, labels, meta: Dict[str, Any]) -> Artifact:
+  """Writes an artifact directory atomically (replacing an existing one).
+
+  Args:
+    directory: target directory.
+    images: [N, H, W, C] array in [0, 1].
+    labels: [N] integer class labels.
+    meta: metadata; `version` and `created` are added.
+
+  Returns:
+    The Artifact that was written.
+  """
+  from tfcondense import __version__  # pylint: disable=g-import-not-at-top
+  images = np.asarray(images, np.float32)
+  labels = np.asarray(labels, np.int32)
+  meta = dict(meta)
+  meta.setdefault("version", __version__)
+  meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds"))
+  meta.setdefault("num_images", int(len(images)))
+  meta.setdefault("image_shape", list(images.shape[1:]))
+  _check(images, labels, meta, directory)
+  directory = os.path.abspath(directory)
+  parent = os.path.dirname(directory)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
+  try:
+    np.save(os.path.join(tmp, IMAGES), images)
+    np.save(os.path.join(tmp, LABELS), labels)
+    with open(os.path.join(tmp, META), "w") as f:
+      json.dump(meta, f, indent=2, sort_keys=True)
+    if os.path.exists(directory):
+      old = directory + ".old-" + os.path.basename(tmp)
+      os.rename(directory, old)
+      os.rename(tmp, directory)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.rename(tmp, directory)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return Artifact(images, labels, meta)
+
+
+def load_artifact(directory: str) -> Artifact:
+  """Reads an artifact directory, checking it is complete and consistent.
+
+  Raises:
+    CorruptArtifactError: a file is missing, unreadable or inconsistent.
+  """
+  paths = [os.path.join(directory, n) for n in (IMAGES, LABELS, META)]
+  missing = [os.path.basename(p) for p in paths if not os.path.exists(p)]
+  if missing:
+    raise CorruptArtifactError(
+        f"{directory} is not a condensed-set artifact: missing {', '.join(missing)} "
+        "(expected images.npy, labels.npy, meta.json as written by tfcondense)")
+  try:
+    images = np.load(paths[0], allow_pickle=False)
+    labels = np.load(paths[1], allow_pickle=False)
+    with open(paths[2]) as f:
+      meta = json.load(f)
+  except (ValueError, OSError, EOFError) as e:
+    raise CorruptArtifactError(f"{directory}: cannot read artifact ({e})") from e
+  _check(images, labels, meta, directory)
+  return Artifact(images.astype(np.float32), labels.astype(np.int32), meta)

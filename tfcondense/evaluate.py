@@ -1,0 +1,325 @@
+"""Train-from-scratch evaluation of a (condensed) training set.
+
+The protocol follows IDC (Kim et al., ICML 2022) and DC-BENCH (Cui et al., 2022):
+train a freshly initialised network on the given images with SGD (lr 0.01,
+momentum 0.9, weight decay 5e-4, batch 64), lr x0.2 at 2/3 and 5/6 of training,
+per-sample augmentation then CutMix (p = 0.5), test every quarter of training, report
+best and last test accuracy over repetitions with distinct seeds.
+
+Speed: evaluation is the dominant cost of every benchmark here, so the whole
+training run lives in one `tf.function` (a `tf.while_loop` over steps: sampling,
+augmentation, CutMix, forward, backward and the SGD update), called once per test
+point; the model and optimiser state are re-initialised in place between
+repetitions, so the graph is traced once per `evaluate` call.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Dict, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tfcondense import progress as progress_lib
+from tfcondense.errors import InvalidConfigError, NonFiniteLossError
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """How a training set is evaluated.
+
+  Attributes:
+    name: label printed with every result.
+    epochs: training epochs (an epoch = ceil(n / batch) steps); ignored if `steps`.
+    steps: a fixed number of SGD steps, independent of the set size.
+    batch_size: mini-batch size (capped at the set size).
+    lr: SGD learning rate.
+    momentum: SGD momentum.
+    weight_decay: L2 weight decay, PyTorch style (added to the gradient).
+    milestones: fractions of training at which the lr is multiplied by `gamma`.
+    gamma: lr decay factor.
+    augmentation: evaluation policy name (none, imagenet, dsa, autoaugment, randaugment).
+    cutmix_prob: probability of CutMix per batch (0 disables it).
+    num_evals: number of evenly spaced test points (the last is at the end).
+  """
+
+  name: str = "custom"
+  epochs: Optional[int] = 1000
+  steps: Optional[int] = None
+  batch_size: int = 64
+  lr: float = 0.01
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  milestones: Sequence[float] = (2 / 3, 5 / 6)
+  gamma: float = 0.2
+  augmentation: str = "dsa"
+  cutmix_prob: float = 0.5
+  num_evals: int = 4
+
+  def total_steps(self, n: int) -> int:
+    if self.steps is not None:
+      return int(self.steps)
+    return int(self.epochs) * math.ceil(n / min(self.batch_size, n))
+
+  def describe(self) -> str:
+    length = f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epochs"
+    return (f"{self.name}: {length}, batch {self.batch_size}, SGD lr {self.lr} "
+            f"mom {self.momentum} wd {self.weight_decay}, aug {self.augmentation}, "
+            f"cutmix {self.cutmix_prob}")
+
+
+#: Named protocols. `paper` is the IDC / DC-BENCH protocol; the others are cheaper
+#: CPU protocols with a fixed step budget (same optimiser, schedule and
+#: augmentation), always reported by name next to the accuracy.
+PROTOCOLS: Dict[str, Protocol] = {
+    "paper": Protocol(name="paper", epochs=1000),
+    "cpu": Protocol(name="cpu", epochs=None, steps=1000, num_evals=2),
+    "quick": Protocol(name="quick", epochs=None, steps=300, num_evals=1),
+    "smoke": Protocol(name="smoke", epochs=None, steps=4, num_evals=1, batch_size=16),
+}
+
+#: Sources whose classes are not symmetric under a horizontal flip (IDC disables it).
+NO_FLIP_SOURCES = frozenset({"mnist", "svhn_cropped", "svhn", "digits", "usps"})
+
+
+def get_protocol(protocol: Union[str, Protocol], **overrides) -> Protocol:
+  """A named protocol (see PROTOCOLS) or a Protocol, with field overrides."""
+  if isinstance(protocol, str):
+    if protocol not in PROTOCOLS:
+      raise InvalidConfigError(
+          f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    protocol = PROTOCOLS[protocol]
+  overrides = {k: v for k, v in overrides.items() if v is not None}
+  return dataclasses.replace(protocol, **overrides) if overrides else protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+  """Accuracies (in %) over repetitions, with the settings that produced them."""
+
+  model: str
+  protocol: str
+  augmentation: str
+  num_images: int
+  steps: int
+  best: tuple
+  last: tuple
+  seconds: float
+
+  @property
+  def best_mean(self) -> float:
+    return float(np.mean(self.best))
+
+  @property
+  def best_std(self) -> float:
+    return float(np.std(self.best))
+
+  @property
+  def last_mean(self) -> float:
+    return float(np.mean(self.last))
+
+  @property
+  def last_std(self) -> float:
+    return float(np.std(self.last))
+
+  def as_dict(self) -> Dict[str, Any]:
+    d = dataclasses.asdict(self)
+    d.update(acc_mean=self.best_mean, acc_std=self.best_std, last_mean=self.last_mean,
+             last_std=self.last_std, best=list(self.best), last=list(self.last))
+    return d
+
+  def __str__(self) -> str:
+    return (f"{self.best_mean:.2f} +- {self.best_std:.2f} (best), {self.last_mean:.2f} +- "
+            f"{self.last_std:.2f} (last) over {len(self.best)} runs; {self.model}, "
+            f"{self.protocol}, {self.steps} steps, {self.seconds:.0f} s")
+
+
+def _sgd_update(variables, buffers, grads, lr, momentum, weight_decay):
+  """PyTorch SGD: d = g + wd * w; buf = m * buf + d; w -= lr * buf."""
+  for v, b, g in zip(variables, buffers, grads):
+    if g is None:
+      continue
+    d = g + weight_decay * v
+    b.assign(momentum * b + d)
+    v.assign_sub(lr * b)
+
+
+def _lr_at(step, total, protocol: Protocol):
+  lr = tf.constant(protocol.lr, tf.float32)
+  frac = tf.cast(step, tf.float32) / tf.cast(total, tf.float32)
+  for m in protocol.milestones:
+    lr = tf.where(frac >= m, lr * protocol.gamma, lr)
+  return lr
+
+
+class Trainer:
+  """Trains one model on one in-memory set, re-initialising it per repetition.
+
+  Args:
+    model: a Keras model mapping normalised NHWC images to logits.
+    images: float32 [N, H, W, C] in [0, 1].
+    labels: int [N].
+    mean, std: per-channel normalisation statistics.
+    protocol: the Protocol.
+    flip: whether horizontal flips are allowed in the augmentation.
+  """
+
+  def __init__(self, model, images, labels, mean, std, protocol: Protocol, flip: bool = True):
+    from tfcondense.augment import mix, policies  # pylint: disable=g-import-not-at-top
+    self.model = model
+    self.protocol = protocol
+    self.n = int(len(images))
+    self.batch = min(protocol.batch_size, self.n)
+    self.steps_per_epoch = math.ceil(self.n / self.batch)
+    self.total_steps = protocol.total_steps(self.n)
+    self._x = tf.convert_to_tensor(images, tf.float32)
+    self._y = tf.convert_to_tensor(labels, tf.int32)
+    self._mean = tf.constant(mean, tf.float32)
+    self._std = tf.constant(std, tf.float32)
+    self._policy = policies.make_policy(protocol.augmentation, image_shape=images.shape[1:],
+                                        mean=mean, std=std, flip=flip)
+    self._cutmix = mix.cutmix
+    self._cutmix_loss = mix.cutmix_loss
+    self._buffers = [tf.Variable(tf.zeros_like(v), trainable=False)
+                     for v in model.trainable_variables]
+    self._seed = tf.Variable([0, 0], dtype=tf.int64, trainable=False)
+    self._train = tf.function(self._train_steps)
+    self._accuracy = tf.function(self._accuracy_impl)
+
+  def reset(self, seed: int):
+    from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
+    initialize(self.model, seed)
+    for b in self._buffers:
+      b.assign(tf.zeros_like(b))
+    self._seed.assign([seed, 0x5EED])
+
+  def _batch_indices(self, step):
+    epoch = step // self.steps_per_epoch
+    pos = step % self.steps_per_epoch
+    perm_seed = tf.random.experimental.stateless_fold_in(
+        tf.random.experimental.stateless_fold_in(self._seed, 1), epoch)
+    perm = tf.argsort(tf.random.stateless_uniform([self.n], perm_seed))
+    idx = (pos * self.batch + tf.range(self.batch, dtype=step.dtype)) % self.n
+    return tf.gather(perm, idx)
+
+  def _train_steps(self, start, count):
+    p = self.protocol
+    loss = tf.constant(0.0)
+    variables = self.model.trainable_variables
+    for i in tf.range(count):
+      step = start + tf.cast(i, tf.int64)
+      seed = tf.random.experimental.stateless_fold_in(self._seed, step)
+      aug_seed = tf.random.experimental.stateless_fold_in(seed, 2)
+      mix_seed = tf.random.experimental.stateless_fold_in(seed, 3)
+      idx = self._batch_indices(step)
+      x = self._policy(tf.gather(self._x, idx), aug_seed)
+      x = (x - self._mean) / self._std
+      y = tf.gather(self._y, idx)
+      if p.cutmix_prob > 0:
+        x, ya, yb, lam = self._cutmix(x, y, mix_seed, prob=p.cutmix_prob)
+      with tf.GradientTape() as tape:
+        logits = tf.cast(self.model(x, training=True), tf.float32)
+        if p.cutmix_prob > 0:
+          loss = self._cutmix_loss(logits, ya, yb, lam)
+        else:
+          loss = tf.reduce_mean(
+              tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+      grads = tape.gradient(loss, variables)
+      _sgd_update(variables, self._buffers, grads, _lr_at(step, self.total_steps, p),
+                  p.momentum, p.weight_decay)
+    return loss
+
+  def _accuracy_impl(self, x, y):
+    logits = self.model((x - self._mean) / self._std, training=False)
+    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y),
+                                 tf.int32))
+
+  def train(self, start: int, count: int) -> float:
+    loss = float(self._train(tf.constant(start, tf.int64), tf.constant(count, tf.int64)))
+    if not math.isfinite(loss):
+      raise NonFiniteLossError(
+          f"training loss became {loss} at step {start + count}; lower the lr "
+          "or check the images for NaN/inf values")
+    return loss
+
+  def accuracy(self, images, labels, batch_size: int = 1000) -> float:
+    correct = 0
+    for i in range(0, len(images), batch_size):
+      correct += int(self._accuracy(tf.constant(images[i:i + batch_size]),
+                                    tf.constant(labels[i:i + batch_size], tf.int32)))
+    return 100.0 * correct / len(images)
+
+
+def _schedule(total: int, num_evals: int, granularity: int = 20):
+  """Step boundaries: `num_evals` test points plus progress points."""
+  evals = {round(total * (k + 1) / num_evals) for k in range(num_evals)}
+  marks = {round(total * (k + 1) / granularity) for k in range(granularity)}
+  return sorted(b for b in evals | marks if b > 0), evals
+
+
+def evaluate(images, labels, source, *, model: str = "convnet3",
+             protocol: Union[str, Protocol] = "cpu", repetitions: int = 3, seed: int = 0,
+             model_kwargs: Optional[Dict[str, Any]] = None, flip: Optional[bool] = None,
+             show_progress: bool = True, desc: str = "evaluate") -> EvalResult:
+  """Trains `repetitions` fresh models on (images, labels) and tests them on `source`.
+
+  Args:
+    images: float32 [N, H, W, C] training images in [0, 1] (e.g. a formed condensed set).
+    labels: int [N] labels.
+    source: the SourceData providing the test split, class count and normalisation.
+    model: model registry name.
+    protocol: a Protocol or a name in PROTOCOLS.
+    repetitions: independent runs with seeds seed, seed+1, ...
+    seed: base seed.
+    model_kwargs: extra options for the model factory.
+    flip: allow horizontal flips; default: False for digit sources (IDC).
+    show_progress: draw a progress bar.
+    desc: progress bar label.
+
+  Returns:
+    An EvalResult with best and last test accuracy (%) per repetition.
+  """
+  from tfcondense.models import build_model  # pylint: disable=g-import-not-at-top
+  protocol = get_protocol(protocol)
+  images = np.asarray(images, np.float32)
+  labels = np.asarray(labels, np.int32)
+  if len(images) == 0 or len(images) != len(labels):
+    raise InvalidConfigError(f"need matching non-empty images and labels, got "
+                             f"{len(images)} images and {len(labels)} labels")
+  if images.shape[1:] != source.image_shape:
+    raise InvalidConfigError(f"images of shape {images.shape[1:]} do not match "
+                             f"{source.name}'s {source.image_shape}")
+  if not np.all(np.isfinite(images)):
+    raise InvalidConfigError("images contain NaN or infinite values")
+  if labels.min() < 0 or labels.max() >= source.num_classes:
+    raise InvalidConfigError(f"labels must lie in [0, {source.num_classes})")
+  if repetitions < 1:
+    raise InvalidConfigError("repetitions must be at least 1")
+  if flip is None:
+    flip = source.name not in NO_FLIP_SOURCES
+  net = build_model(model, source.image_shape, source.num_classes, seed=seed,
+                    **(model_kwargs or {}))
+  trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip)
+  total = trainer.total_steps
+  bounds, evals = _schedule(total, protocol.num_evals)
+  best, last = [], []
+  t0 = time.perf_counter()
+  with progress_lib.progress(repetitions * total, desc, enabled=show_progress,
+                             unit="step") as bar:
+    for r in range(repetitions):
+      trainer.reset(seed + r)
+      done, accs = 0, []
+      for b in bounds:
+        trainer.train(done, b - done)
+        bar.update(b - done)
+        done = b
+        if b in evals:
+          accs.append(trainer.accuracy(source.test_images, source.test_labels))
+          bar.set_postfix(run=r, acc=f"{accs[-1]:.1f}")
+      best.append(max(accs))
+      last.append(accs[-1])
+  return EvalResult(model=model, protocol=protocol.name, augmentation=protocol.augmentation,
+                    num_images=len(images), steps=total, best=tuple(best), last=tuple(last),
+                    seconds=time.perf_counter() - t0)

@@ -1,0 +1,129 @@
+"""Run-and-compare: condensed sets from several methods evaluated side by side.
+
+Shared by `apps.evaluate` and the benchmark scripts. Each (method, ipc) result is a
+*cell*; with a `results_path`, finished cells are stored in that JSON file as soon as
+they are done (atomically) and skipped when the run is started again, so a long
+comparison interrupted at any point loses at most the cell in progress.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from tfcondense import artifact as artifact_lib
+from tfcondense import evaluate as ev
+from tfcondense import methods as methods_lib
+
+FULL = "full"  # pseudo-method: the whole training set.
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One comparison cell: a method (or an artifact directory) at one IPC."""
+
+  method: str
+  ipc: Optional[int]
+  artifact_dir: Optional[str] = None
+
+  @property
+  def key(self) -> str:
+    if self.artifact_dir:
+      return f"artifact:{os.path.abspath(self.artifact_dir)}"
+    return f"{self.method}@{self.ipc}" if self.method != FULL else FULL
+
+
+def read_rows(path: Optional[str]) -> List[Dict[str, Any]]:
+  if not path or not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f)["rows"]
+
+
+def write_rows(path: str, rows: Sequence[Dict[str, Any]], header: Dict[str, Any]) -> None:
+  """Atomically writes {"header":..., "rows": [...]} to `path`."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    json.dump({"header": header, "rows": list(rows)}, f, indent=2)
+  os.replace(tmp, path)
+
+
+def compare(source, cells: Iterable[Cell], *, model: str = "convnet3",
+            protocol="cpu", repetitions: int = 3, seed: int = 0,
+            results_path: Optional[str] = None, artifacts_root: Optional[str] = None,
+            cache_dir: Optional[str] = None, header: Optional[Dict[str, Any]] = None,
+            show_progress: bool = True, log=print) -> List[Dict[str, Any]]:
+  """Evaluates every cell, skipping cells already in `results_path`.
+
+  Args:
+    source: the SourceData.
+    cells: what to evaluate.
+    model: evaluation model name.
+    protocol: evaluation protocol (name or Protocol).
+    repetitions: evaluation repetitions per cell.
+    seed: seed for selection and evaluation.
+    results_path: JSON file holding finished rows (read first, appended to).
+    artifacts_root: if given, selection artifacts are saved under it.
+    cache_dir: cache for shared embeddings (herding / kcenter).
+    header: extra fields recorded in the JSON header.
+    show_progress: progress bars.
+    log: where one line per finished cell goes.
+
+  Returns:
+    Rows (dicts) with method, ipc, model, protocol, acc_mean, acc_std, seconds, ...
+  """
+  protocol = ev.get_protocol(protocol)
+  rows = read_rows(results_path)
+  done = {(r["key"], r["model"], r["protocol"], r.get("augmentation")) for r in rows}
+  head = dict(header or {}, source=source.name, protocol=protocol.describe(),
+              repetitions=repetitions)
+  for cell in cells:
+    if (cell.key, model, protocol.name, protocol.augmentation) in done:
+      log(f"skip {cell.key}: already in {results_path}")
+      continue
+    t0 = time.perf_counter()
+    meta: Dict[str, Any] = {}
+    if cell.artifact_dir:
+      art = artifact_lib.load_artifact(cell.artifact_dir)
+      images, labels, meta = art.images, art.labels, art.meta
+    elif cell.method == FULL:
+      images, labels = source.train_images, source.train_labels
+    else:
+      art = methods_lib.select(cell.method, source, cell.ipc, seed=seed,
+                               cache_dir=cache_dir, show_progress=show_progress)
+      images, labels, meta = art.images, art.labels, art.meta
+      if artifacts_root:
+        artifact_lib.save_artifact(
+            os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}"),
+            images, labels, meta)
+    select_seconds = time.perf_counter() - t0
+    res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
+                      repetitions=repetitions, seed=seed, show_progress=show_progress,
+                      desc=f"eval {cell.key}")
+    row = dict(key=cell.key, method=meta.get("method", cell.method),
+               ipc=meta.get("ipc", cell.ipc), factor=meta.get("factor", 1),
+               source=source.name, select_seconds=round(select_seconds, 1),
+               seconds=round(res.seconds, 1), **{
+                   k: v for k, v in res.as_dict().items() if k != "seconds"})
+    rows.append(row)
+    if results_path:
+      write_rows(results_path, rows, head)
+    log(f"{cell.key}: {res}")
+  return rows
+
+
+def format_table(rows: Sequence[Dict[str, Any]]) -> str:
+  """A Markdown table: method, ipc, model, protocol, accuracy, seconds."""
+  lines = ["| method | ipc | images | model | protocol | aug | acc best (%) | acc last (%) | "
+           "eval s |", "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(
+        f"| {r['method']} | {r['ipc'] if r['ipc'] is not None else 'all'} | "
+        f"{r['num_images']} | {r['model']} | {r['protocol']} | {r['augmentation']} | "
+        f"{r['acc_mean']:.2f} +- {r['acc_std']:.2f} | {r['last_mean']:.2f} +- "
+        f"{r['last_std']:.2f} | {r['seconds']:.0f} |")
+  return "\n".join(lines)

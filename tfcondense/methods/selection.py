@@ -1,0 +1,157 @@
+"""Selection baselines: Random, Herding and K-Center (as DC-BENCH defines them).
+
+K-Center follows DC-BENCH (Cui et al., 2022, Sec. 3): a ConvNet trained for one epoch
+on the whole training set embeds every image; per class, scikit-learn's KMeans with
+`ipc` centres (at most 300 iterations) clusters the embeddings and the real image
+nearest each centre is kept. Herding (Welling, ICML 2009; used as a baseline by
+Rebuffi et al. 2017 and the IDC paper) greedily picks the images whose running mean
+embedding best matches the class mean, in the same embedding.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Optional
+
+import numpy as np
+
+from tfcondense.methods import METHODS
+
+_EMBED_CACHE = {}
+
+
+def _gather(source, per_class_indices):
+  idx = np.concatenate(per_class_indices)
+  return source.train_images[idx], source.train_labels[idx].astype(np.int32), idx
+
+
+@METHODS.register("random")
+def random_selection(source, ipc, seed, **unused):
+  """`ipc` distinct real images per class drawn uniformly (numpy Generator(seed))."""
+  del unused
+  rng = np.random.default_rng(seed)
+  picks = [np.sort(rng.choice(source.class_indices(c), ipc, replace=False))
+           for c in range(source.num_classes)]
+  images, labels, idx = _gather(source, picks)
+  return images, labels, {"indices": idx.tolist()}
+
+
+def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
+               cache_dir: Optional[str] = None, show_progress: bool = True) -> np.ndarray:
+  """Penultimate-layer features of every training image.
+
+  A `model` is trained for `epochs` epochs on the whole training set (batch 256,
+  SGD lr 0.01, no augmentation), as DC-BENCH's K-Center does; features are the
+  input of its classifier. Results are cached in memory and, with `cache_dir`, on disk.
+
+  Returns:
+    float32 [N, D] features aligned with `source.train_images`.
+  """
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense.models import build_model, embedding_model  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  digest = hashlib.sha1(np.ascontiguousarray(source.train_labels).tobytes()).hexdigest()[:10]
+  key = f"{source.name}-{len(source.train_labels)}-{digest}-{model}-e{epochs}-s{seed}"
+  if key in _EMBED_CACHE:
+    return _EMBED_CACHE[key]
+  path = os.path.join(cache_dir, f"embed-{key}.npy") if cache_dir else None
+  if path and os.path.exists(path):
+    feats = np.load(path)
+    _EMBED_CACHE[key] = feats
+    return feats
+  protocol = ev.Protocol(name="embed", epochs=epochs, batch_size=256, milestones=(),
+                         augmentation="none", cutmix_prob=0.0, num_evals=1)
+  net = build_model(model, source.image_shape, source.num_classes, seed=seed)
+  trainer = ev.Trainer(net, source.train_images, source.train_labels, source.mean,
+                       source.std, protocol, flip=False)
+  trainer.reset(seed)
+  from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
+  total = trainer.total_steps
+  chunk = max(1, total // 20)
+  with progress_lib.progress(total, "embedding net", enabled=show_progress,
+                             unit="step") as bar:
+    for start in range(0, total, chunk):
+      trainer.train(start, min(chunk, total - start))
+      bar.update(min(chunk, total - start))
+  embed = tf.function(lambda x: embedding_model(net)(x, training=False))
+  feats = np.concatenate([
+      embed(tf.constant(source.normalize(source.train_images[i:i + 1000]))).numpy()
+      for i in range(0, len(source.train_images), 1000)]).astype(np.float32)
+  _EMBED_CACHE[key] = feats
+  if path:
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = path + ".tmp.npy"
+    np.save(tmp, feats)
+    os.replace(tmp, path)
+  return feats
+
+
+def herding_order(features: np.ndarray, k: int) -> np.ndarray:
+  """Indices of `k` rows chosen greedily so their running mean tracks the mean.
+
+  At step t the row i minimising ||mu - (sum_selected + f_i) / t|| is added
+  (without replacement).
+  """
+  mu = features.mean(0)
+  chosen, total = [], np.zeros_like(mu)
+  available = np.ones(len(features), bool)
+  for t in range(1, k + 1):
+    dist = np.linalg.norm(mu[None] - (total[None] + features) / t, axis=1)
+    dist[~available] = np.inf
+    i = int(np.argmin(dist))
+    chosen.append(i)
+    available[i] = False
+    total += features[i]
+  return np.array(chosen)
+
+
+@METHODS.register("herding")
+def herding_selection(source, ipc, seed, cache_dir=None, show_progress=True, **unused):
+  """Herding in the embedding of a ConvNet trained one epoch (see `embeddings`)."""
+  del unused
+  feats = embeddings(source, seed, cache_dir=cache_dir, show_progress=show_progress)
+  picks = []
+  for c in range(source.num_classes):
+    idx = source.class_indices(c)
+    picks.append(idx[herding_order(feats[idx], ipc)])
+  images, labels, idx = _gather(source, picks)
+  return images, labels, {"indices": idx.tolist(), "embedding": "convnet3, 1 epoch"}
+
+
+def kcenter_indices(features: np.ndarray, k: int, seed: int, max_iter: int = 300) -> np.ndarray:
+  """Rows nearest each of `k` KMeans centres (distinct rows)."""
+  from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top
+  km = KMeans(n_clusters=k, max_iter=max_iter, n_init=1, random_state=seed).fit(features)
+  d = _sqdist(features, km.cluster_centers_)
+  chosen = []
+  for j in range(k):
+    order = np.argsort(d[:, j])
+    chosen.append(next(int(i) for i in order if int(i) not in chosen))
+  return np.array(chosen)
+
+
+def _sqdist(a, b, chunk=4096):
+  """Squared Euclidean distances [len(a), len(b)], computed in row chunks."""
+  out = np.empty((len(a), len(b)), np.float32)
+  bb = (b ** 2).sum(1)
+  for i in range(0, len(a), chunk):
+    x = a[i:i + chunk]
+    out[i:i + chunk] = (x ** 2).sum(1)[:, None] - 2 * x @ b.T + bb[None]
+  return out
+
+
+@METHODS.register("kcenter")
+def kcenter_selection(source, ipc, seed, cache_dir=None, show_progress=True, **unused):
+  """DC-BENCH K-Center: per-class KMeans on 1-epoch ConvNet embeddings."""
+  del unused
+  feats = embeddings(source, seed, cache_dir=cache_dir, show_progress=show_progress)
+  picks = []
+  for c in range(source.num_classes):
+    idx = source.class_indices(c)
+    picks.append(idx[kcenter_indices(feats[idx], ipc, seed)])
+  logging.debug("kcenter picked %d images", sum(len(p) for p in picks))
+  images, labels, idx = _gather(source, picks)
+  return images, labels, {"indices": idx.tolist(), "embedding": "convnet3, 1 epoch",
+                          "kmeans_max_iter": 300}
