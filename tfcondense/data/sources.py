@@ -115,3 +115,16 @@ def _cache_key(name: str, bound: dict) -> Optional[Hashable]:
   except TypeError:
     return None
   return key
+
+
+def data_dir_kwargs(name: str, directory: str) -> dict:
+  """Maps one `--data_dir` flag onto the option the source uses for its location.
+
+  `fashion_mnist` calls it `path`, the TFDS sources `data_dir`, the folder sources
+  `root`.
+  """
+  params = inspect.signature(SOURCES.get(name)).parameters
+  for option in ("data_dir", "path", "root"):
+    if option in params:
+      return {option: directory}
+  raise InvalidConfigError(f"source {name!r} does not read files from a directory")
