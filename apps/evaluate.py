@@ -42,6 +42,9 @@ _PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "quick", "smok
                               "paper = 1000 epochs (IDC/DC-BENCH); cpu = 1000 steps; "
                               "quick = 300 steps; smoke = 4 steps (tests).")
 _STEPS = flags.DEFINE_integer("steps", None, "Override the protocol's number of SGD steps.")
+_PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],
+                               "Override the protocol's precision (mixed_bfloat16: about "
+                               "1.4x faster on CPUs with bfloat16 units).")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Override with a number of epochs instead.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Models trained per set (distinct seeds).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed for selection and evaluation.")
@@ -67,7 +70,7 @@ def main(argv):
   if _DATA_DIR.value:
     kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
   source = data.load_source(_SOURCE.value, **kwargs)
-  overrides = dict(augmentation=_AUG.value)
+  overrides = dict(augmentation=_AUG.value, precision=_PRECISION.value)
   if _STEPS.value is not None:
     overrides.update(steps=_STEPS.value, epochs=None)
   elif _EPOCHS.value is not None:

@@ -4,7 +4,8 @@ r"""Selection baselines on Fashion-MNIST: Random, Herding, K-Center at IPC 1/10/
   python -m benchmarks.baselines --protocol quick --repetitions 1   # a cheaper look
 
 Evaluated with ConvNet-3 (instance norm), 3 repetitions, under the named evaluation
-protocol (default `cpu`: 1000 SGD steps of batch 64, DSA augmentation + CutMix). The
+protocol (default `cpu`: 1000 SGD steps of batch 64, DSA augmentation + CutMix) in mixed
+bfloat16 (--precision float32 for full precision). The
 full-data row uses --full_steps steps (default 3000, about 3 epochs). Finished cells are
 kept in benchmarks/results/baselines_fashion_mnist.json and skipped on a re-run, so the
 script can be interrupted and resumed. The K-Center / Herding embedding (a ConvNet-3
@@ -26,6 +27,9 @@ _IPCS = flags.DEFINE_list("ipc", ["1", "10", "50"], "Images per class.")
 _METHODS = flags.DEFINE_list("method", ["random", "herding", "kcenter"], "Methods.")
 _PROTOCOL = flags.DEFINE_string("protocol", "cpu", "Evaluation protocol name.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Repetitions per cell.")
+_PRECISION = flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16"],
+                               "Evaluation precision (see eval_speed.json for its accuracy "
+                               "cost).")
 _FULL_STEPS = flags.DEFINE_integer("full_steps", 3000, "Steps for the full-data row (0: skip).")
 _OUT = flags.DEFINE_string("output", "baselines_fashion_mnist.json", "Result file name.")
 
@@ -39,7 +43,7 @@ def main(argv):
   source = data.load_source("fashion_mnist")
   path = os.path.join(_util.RESULTS, _OUT.value)
   here = os.path.dirname(os.path.abspath(__file__))
-  protocol = ev.get_protocol(_PROTOCOL.value)
+  protocol = ev.get_protocol(_PROTOCOL.value, precision=_PRECISION.value)
   header = dict(machine=_util.machine(), command="python -m benchmarks.baselines")
   cells = [experiment.Cell(m, int(i)) for i in _IPCS.value for m in _METHODS.value]
   rows = experiment.compare(source, cells, protocol=protocol, repetitions=_REPS.value,

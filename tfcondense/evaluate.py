@@ -26,6 +26,9 @@ from tfcondense import progress as progress_lib
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class Protocol:
   """How a training set is evaluated.
@@ -43,6 +46,8 @@ class Protocol:
     augmentation: evaluation policy name (none, imagenet, dsa, autoaugment, randaugment).
     cutmix_prob: probability of CutMix per batch (0 disables it).
     num_evals: number of evenly spaced test points (the last is at the end).
+    precision: "float32", or "mixed_bfloat16" (bfloat16 compute, float32 weights;
+      about 1.3x faster on CPUs with AMX / AVX512-BF16).
   """
 
   name: str = "custom"
@@ -57,6 +62,13 @@ class Protocol:
   augmentation: str = "dsa"
   cutmix_prob: float = 0.5
   num_evals: int = 4
+  precision: str = "float32"
+
+  def __post_init__(self):
+    if self.precision not in PRECISIONS:
+      raise InvalidConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+    if (self.steps is None) == (self.epochs is None):
+      raise InvalidConfigError("set exactly one of a protocol's epochs and steps")
 
   def total_steps(self, n: int) -> int:
     if self.steps is not None:
@@ -67,7 +79,8 @@ class Protocol:
     length = f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epochs"
     return (f"{self.name}: {length}, batch {self.batch_size}, SGD lr {self.lr} "
             f"mom {self.momentum} wd {self.weight_decay}, aug {self.augmentation}, "
-            f"cutmix {self.cutmix_prob}")
+            f"cutmix {self.cutmix_prob}"
+            + ("" if self.precision == "float32" else f", {self.precision}"))
 
 
 #: Named protocols. `paper` is the IDC / DC-BENCH protocol; the others are cheaper
@@ -102,6 +115,7 @@ class EvalResult:
   model: str
   protocol: str
   augmentation: str
+  precision: str
   num_images: int
   steps: int
   best: tuple
@@ -204,31 +218,34 @@ class Trainer:
     idx = (pos * self.batch + tf.range(self.batch, dtype=step.dtype)) % self.n
     return tf.gather(perm, idx)
 
-  def _train_steps(self, start, count):
+  def _step(self, step):
+    """One SGD step: sample a batch, augment, CutMix, forward, backward, update."""
     p = self.protocol
-    loss = tf.constant(0.0)
+    seed = tf.random.experimental.stateless_fold_in(self._seed, step)
+    idx = self._batch_indices(step)
+    x = self._policy(tf.gather(self._x, idx),
+                     tf.random.experimental.stateless_fold_in(seed, 2))
+    x = (x - self._mean) / self._std
+    y = tf.gather(self._y, idx)
+    if p.cutmix_prob > 0:
+      x, ya, yb, lam = self._cutmix(x, y, tf.random.experimental.stateless_fold_in(seed, 3),
+                                    prob=p.cutmix_prob)
     variables = self.model.trainable_variables
-    for i in tf.range(count):
-      step = start + tf.cast(i, tf.int64)
-      seed = tf.random.experimental.stateless_fold_in(self._seed, step)
-      aug_seed = tf.random.experimental.stateless_fold_in(seed, 2)
-      mix_seed = tf.random.experimental.stateless_fold_in(seed, 3)
-      idx = self._batch_indices(step)
-      x = self._policy(tf.gather(self._x, idx), aug_seed)
-      x = (x - self._mean) / self._std
-      y = tf.gather(self._y, idx)
+    with tf.GradientTape() as tape:
+      logits = tf.cast(self.model(x, training=True), tf.float32)
       if p.cutmix_prob > 0:
-        x, ya, yb, lam = self._cutmix(x, y, mix_seed, prob=p.cutmix_prob)
-      with tf.GradientTape() as tape:
-        logits = tf.cast(self.model(x, training=True), tf.float32)
-        if p.cutmix_prob > 0:
-          loss = self._cutmix_loss(logits, ya, yb, lam)
-        else:
-          loss = tf.reduce_mean(
-              tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-      grads = tape.gradient(loss, variables)
-      _sgd_update(variables, self._buffers, grads, _lr_at(step, self.total_steps, p),
-                  p.momentum, p.weight_decay)
+        loss = self._cutmix_loss(logits, ya, yb, lam)
+      else:
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    grads = tape.gradient(loss, variables)
+    _sgd_update(variables, self._buffers, grads, _lr_at(step, self.total_steps, p),
+                p.momentum, p.weight_decay)
+    return loss
+
+  def _train_steps(self, start, count):
+    loss = tf.constant(0.0)
+    for i in tf.range(count):
+      loss = self._step(start + tf.cast(i, tf.int64))
     return loss
 
   def _accuracy_impl(self, x, y):
@@ -259,6 +276,18 @@ def _schedule(total: int, num_evals: int, granularity: int = 20):
   return sorted(b for b in evals | marks if b > 0), evals
 
 
+def build_with_precision(precision: str, *args, **kwargs):
+  """`models.build_model` under a Keras dtype policy (restored afterwards)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from tfcondense.models import build_model  # pylint: disable=g-import-not-at-top
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(precision)
+  try:
+    return build_model(*args, **kwargs)
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
 def evaluate(images, labels, source, *, model: str = "convnet3",
              protocol: Union[str, Protocol] = "cpu", repetitions: int = 3, seed: int = 0,
              model_kwargs: Optional[Dict[str, Any]] = None, flip: Optional[bool] = None,
@@ -281,7 +310,6 @@ def evaluate(images, labels, source, *, model: str = "convnet3",
   Returns:
     An EvalResult with best and last test accuracy (%) per repetition.
   """
-  from tfcondense.models import build_model  # pylint: disable=g-import-not-at-top
   protocol = get_protocol(protocol)
   images = np.asarray(images, np.float32)
   labels = np.asarray(labels, np.int32)
@@ -299,8 +327,8 @@ def evaluate(images, labels, source, *, model: str = "convnet3",
     raise InvalidConfigError("repetitions must be at least 1")
   if flip is None:
     flip = source.name not in NO_FLIP_SOURCES
-  net = build_model(model, source.image_shape, source.num_classes, seed=seed,
-                    **(model_kwargs or {}))
+  net = build_with_precision(protocol.precision, model, source.image_shape,
+                             source.num_classes, seed=seed, **(model_kwargs or {}))
   trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip)
   total = trainer.total_steps
   bounds, evals = _schedule(total, protocol.num_evals)
@@ -321,5 +349,6 @@ def evaluate(images, labels, source, *, model: str = "convnet3",
       best.append(max(accs))
       last.append(accs[-1])
   return EvalResult(model=model, protocol=protocol.name, augmentation=protocol.augmentation,
+                    precision=protocol.precision,
                     num_images=len(images), steps=total, best=tuple(best), last=tuple(last),
                     seconds=time.perf_counter() - t0)

@@ -48,26 +48,36 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
   Returns:
     float32 [N, D] features aligned with `source.train_images`.
   """
+  digest = hashlib.sha1(np.ascontiguousarray(source.train_labels).tobytes()).hexdigest()[:10]
+  key = f"{source.name}-{len(source.train_labels)}-{digest}-{model}-e{epochs}-s{seed}"
+  path = os.path.join(cache_dir, f"embed-{key}.npy") if cache_dir else None
+  feats = _EMBED_CACHE.get(key)
+  if feats is None and path and os.path.exists(path):
+    feats = np.load(path)
+  if feats is None:
+    feats = _train_and_embed(source, seed, model, epochs, show_progress)
+  _EMBED_CACHE[key] = feats
+  if path and not os.path.exists(path):
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = path + ".tmp.npy"
+    np.save(tmp, feats)
+    os.replace(tmp, path)
+  return feats
+
+
+def _train_and_embed(source, seed, model, epochs, show_progress):
+  """Trains `model` for `epochs` epochs on all of `source` and embeds every image."""
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
   from tfcondense.models import build_model, embedding_model  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  digest = hashlib.sha1(np.ascontiguousarray(source.train_labels).tobytes()).hexdigest()[:10]
-  key = f"{source.name}-{len(source.train_labels)}-{digest}-{model}-e{epochs}-s{seed}"
-  if key in _EMBED_CACHE:
-    return _EMBED_CACHE[key]
-  path = os.path.join(cache_dir, f"embed-{key}.npy") if cache_dir else None
-  if path and os.path.exists(path):
-    feats = np.load(path)
-    _EMBED_CACHE[key] = feats
-    return feats
   protocol = ev.Protocol(name="embed", epochs=epochs, batch_size=256, milestones=(),
                          augmentation="none", cutmix_prob=0.0, num_evals=1)
   net = build_model(model, source.image_shape, source.num_classes, seed=seed)
   trainer = ev.Trainer(net, source.train_images, source.train_labels, source.mean,
                        source.std, protocol, flip=False)
   trainer.reset(seed)
-  from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
   total = trainer.total_steps
   chunk = max(1, total // 20)
   with progress_lib.progress(total, "embedding net", enabled=show_progress,
@@ -75,16 +85,11 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
     for start in range(0, total, chunk):
       trainer.train(start, min(chunk, total - start))
       bar.update(min(chunk, total - start))
-  embed = tf.function(lambda x: embedding_model(net)(x, training=False))
+  features = embedding_model(net)
+  embed = tf.function(lambda x: features(x, training=False))
   feats = np.concatenate([
       embed(tf.constant(source.normalize(source.train_images[i:i + 1000]))).numpy()
       for i in range(0, len(source.train_images), 1000)]).astype(np.float32)
-  _EMBED_CACHE[key] = feats
-  if path:
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + ".tmp.npy"
-    np.save(tmp, feats)
-    os.replace(tmp, path)
   return feats
 
 
