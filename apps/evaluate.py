@@ -2,7 +2,7 @@ r"""Evaluate condensed sets: select (or load) them, train from scratch, print a 
 
 Example (the README's main job; about 6 minutes on the 2-core CPU machine):
 
-  python -m apps.evaluate --source fashion_mnist --method kcenter,herding,random \
+  python -m apps.evaluate --source fashion_mnist --method kcenter,random \
       --ipc 10 --protocol quick --repetitions 2 --output runs/eval.json
 
 prints a Markdown table of best / last test accuracy (mean +- std over repetitions)
@@ -27,7 +27,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "image folder root, depending on the source).")
 _METHOD = flags.DEFINE_list("method", ["kcenter", "random"],
                             "Comma-separated selection methods (random, herding, kcenter) "
-                            "and/or 'full' for the whole training set.")
+                            "and/or 'full' for the whole training set. Ignored when only "
+                            "--artifact is given.")
 _ARTIFACT = flags.DEFINE_list("artifact", [],
                               "Artifact directories (images.npy, labels.npy, meta.json) to "
                               "evaluate instead of / besides --method.")
@@ -79,8 +80,10 @@ def main(argv):
   print(f"source {source.name}: {len(source.train_labels)} train / "
         f"{len(source.test_labels)} test images, {source.num_classes} classes")
   print(f"protocol {protocol.describe()}")
+  # With --artifact alone, only the artifacts are evaluated.
+  method_names = _METHOD.value if flags.FLAGS["method"].present or not _ARTIFACT.value else []
   cells = [experiment.Cell(m, None if m == experiment.FULL else int(i))
-           for i in _IPC.value for m in _METHOD.value
+           for i in _IPC.value for m in method_names
            if m != experiment.FULL or i == _IPC.value[0]]
   cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in _ARTIFACT.value]
   rows = experiment.compare(

@@ -39,7 +39,7 @@ case "${1:-}" in
   demo)
     mkdir -p runs
     exec .venv/bin/python -m apps.evaluate --source fashion_mnist \
-      --method kcenter,herding,random --ipc 10 --protocol quick --repetitions 2 \
+      --method kcenter,random --ipc 10 --protocol quick --repetitions 2 \
       --cache_dir runs/cache --save_artifacts runs/artifacts --output runs/demo.json
     ;;
   test)

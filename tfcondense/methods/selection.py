@@ -10,7 +10,6 @@ embedding best matches the class mean, in the same embedding.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from typing import Optional
 
@@ -112,17 +111,20 @@ def herding_order(features: np.ndarray, k: int) -> np.ndarray:
   return np.array(chosen)
 
 
+def _select_in_embedding(source, ipc, seed, pick, cache_dir, show_progress):
+  """Per class, keeps the rows `pick(class_features, ipc)` of the shared embedding."""
+  feats = embeddings(source, seed, cache_dir=cache_dir, show_progress=show_progress)
+  picks = [idx[pick(feats[idx], ipc)]
+           for idx in map(source.class_indices, range(source.num_classes))]
+  images, labels, idx = _gather(source, picks)
+  return images, labels, {"indices": idx.tolist(), "embedding": "convnet3, 1 epoch"}
+
+
 @METHODS.register("herding")
 def herding_selection(source, ipc, seed, cache_dir=None, show_progress=True, **unused):
   """Herding in the embedding of a ConvNet trained one epoch (see `embeddings`)."""
   del unused
-  feats = embeddings(source, seed, cache_dir=cache_dir, show_progress=show_progress)
-  picks = []
-  for c in range(source.num_classes):
-    idx = source.class_indices(c)
-    picks.append(idx[herding_order(feats[idx], ipc)])
-  images, labels, idx = _gather(source, picks)
-  return images, labels, {"indices": idx.tolist(), "embedding": "convnet3, 1 epoch"}
+  return _select_in_embedding(source, ipc, seed, herding_order, cache_dir, show_progress)
 
 
 def kcenter_indices(features: np.ndarray, k: int, seed: int, max_iter: int = 300) -> np.ndarray:
@@ -151,12 +153,6 @@ def _sqdist(a, b, chunk=4096):
 def kcenter_selection(source, ipc, seed, cache_dir=None, show_progress=True, **unused):
   """DC-BENCH K-Center: per-class KMeans on 1-epoch ConvNet embeddings."""
   del unused
-  feats = embeddings(source, seed, cache_dir=cache_dir, show_progress=show_progress)
-  picks = []
-  for c in range(source.num_classes):
-    idx = source.class_indices(c)
-    picks.append(idx[kcenter_indices(feats[idx], ipc, seed)])
-  logging.debug("kcenter picked %d images", sum(len(p) for p in picks))
-  images, labels, idx = _gather(source, picks)
-  return images, labels, {"indices": idx.tolist(), "embedding": "convnet3, 1 epoch",
-                          "kmeans_max_iter": 300}
+  images, labels, meta = _select_in_embedding(
+      source, ipc, seed, lambda f, k: kcenter_indices(f, k, seed), cache_dir, show_progress)
+  return images, labels, dict(meta, kmeans_max_iter=300)
