@@ -19,3 +19,11 @@ class CorruptArtifactError(TfcondenseError):
 
 class NonFiniteLossError(TfcondenseError, FloatingPointError):
   """A loss became NaN or infinite during training."""
+
+
+def check_choice(what: str, value, options) -> str:
+  """Returns `value` lower-cased if it is one of `options`, else raises naming them."""
+  key = str(value).lower()
+  if key not in options:
+    raise InvalidConfigError(f"unknown {what} {value!r}; expected one of {', '.join(options)}")
+  return key

@@ -11,7 +11,7 @@ from typing import Tuple
 
 import keras
 
-from tfcondense.errors import InvalidConfigError
+from tfcondense.errors import InvalidConfigError, check_choice
 from tfcondense.models.core import EMBEDDING, MODELS
 from tfcondense.models.layers import check_norm, normalization
 
@@ -25,14 +25,6 @@ def _activation(act: str, name: str) -> keras.layers.Layer:
   if act == "sigmoid":
     return keras.layers.Activation("sigmoid", name=name)
   return keras.layers.LeakyReLU(negative_slope=0.01, name=name)  # PyTorch default.
-
-
-def _choice(what: str, value: str, options) -> str:
-  key = str(value).lower()
-  if key not in options:
-    raise InvalidConfigError(
-        f"unknown {what} {value!r}; expected one of {', '.join(options)}")
-  return key
 
 
 @MODELS.register("convnet")
@@ -51,8 +43,8 @@ def convnet(input_shape: Tuple[int, int, int], num_classes: int, *, depth: int =
     act: "relu" (default), "sigmoid" or "leakyrelu".
   """
   norm = check_norm(norm)
-  pooling = _choice("pooling", pooling, POOLINGS)
-  act = _choice("activation", act, ACTIVATIONS)
+  pooling = check_choice("pooling", pooling, POOLINGS)
+  act = check_choice("activation", act, ACTIVATIONS)
   depth, width = int(depth), int(width)
   if depth < 1 or width < 1:
     raise InvalidConfigError(f"depth and width must be positive, got {depth}, {width}")

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcondense.errors import InvalidConfigError
+from tfcondense.errors import check_choice
 from tfcondense.models.layers import InstanceNorm, LayerNorm, TokenNorm
 
 SCHEMES = ("pytorch", "keras")
@@ -155,11 +155,7 @@ def _plan(model: keras.Model, scheme: str) -> List[Tuple[int, keras.Variable, ob
 
 
 def check_scheme(scheme: str) -> str:
-  key = str(scheme).lower()
-  if key not in SCHEMES:
-    raise InvalidConfigError(
-        f"unknown init scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-  return key
+  return check_choice("init scheme", scheme, SCHEMES)
 
 
 def initialize(model: keras.Model, seed, scheme: str = "pytorch") -> None:

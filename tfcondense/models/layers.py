@@ -25,7 +25,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from tfcondense.errors import InvalidConfigError
+from tfcondense.errors import check_choice
 
 NORMS = ("instance", "batch", "layer", "none")
 
@@ -202,11 +202,7 @@ class BatchNorm(keras.layers.BatchNormalization):
 
 def check_norm(norm: str) -> str:
   """Returns `norm` lower-cased, or raises `InvalidConfigError` naming the options."""
-  key = str(norm).lower()
-  if key not in NORMS:
-    raise InvalidConfigError(
-        f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
-  return key
+  return check_choice("norm", norm, NORMS)
 
 
 def normalization(norm: str, name: Optional[str] = None) -> Optional[keras.layers.Layer]:
