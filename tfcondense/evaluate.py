@@ -261,6 +261,27 @@ class Trainer:
           "or check the images for NaN/inf values")
     return loss
 
+  def run(self, bar=None, test=None) -> list:
+    """Trains for the whole protocol from step 0, in chunks that advance `bar`.
+
+    Args:
+      bar: a progress bar to update (optional).
+      test: called at each of the protocol's `num_evals` test points; returns a number.
+
+    Returns:
+      What `test` returned at each test point (empty without `test`).
+    """
+    bounds, evals = _schedule(self.total_steps, self.protocol.num_evals)
+    done, results = 0, []
+    for b in bounds:
+      self.train(done, b - done)
+      if bar is not None:
+        bar.update(b - done)
+      done = b
+      if test is not None and b in evals:
+        results.append(test())
+    return results
+
   def accuracy(self, images, labels, batch_size: int = 1000) -> float:
     correct = 0
     for i in range(0, len(images), batch_size):
@@ -331,21 +352,19 @@ def evaluate(images, labels, source, *, model: str = "convnet3",
                              source.num_classes, seed=seed, **(model_kwargs or {}))
   trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip)
   total = trainer.total_steps
-  bounds, evals = _schedule(total, protocol.num_evals)
   best, last = [], []
   t0 = time.perf_counter()
   with progress_lib.progress(repetitions * total, desc, enabled=show_progress,
                              unit="step") as bar:
     for r in range(repetitions):
       trainer.reset(seed + r)
-      done, accs = 0, []
-      for b in bounds:
-        trainer.train(done, b - done)
-        bar.update(b - done)
-        done = b
-        if b in evals:
-          accs.append(trainer.accuracy(source.test_images, source.test_labels))
-          bar.set_postfix(run=r, acc=f"{accs[-1]:.1f}")
+
+      def test(run=r):
+        acc = trainer.accuracy(source.test_images, source.test_labels)
+        bar.set_postfix(run=run, acc=f"{acc:.1f}")
+        return acc
+
+      accs = trainer.run(bar, test)
       best.append(max(accs))
       last.append(accs[-1])
   return EvalResult(model=model, protocol=protocol.name, augmentation=protocol.augmentation,

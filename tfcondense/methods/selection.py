@@ -77,13 +77,9 @@ def _train_and_embed(source, seed, model, epochs, show_progress):
   trainer = ev.Trainer(net, source.train_images, source.train_labels, source.mean,
                        source.std, protocol, flip=False)
   trainer.reset(seed)
-  total = trainer.total_steps
-  chunk = max(1, total // 20)
-  with progress_lib.progress(total, "embedding net", enabled=show_progress,
+  with progress_lib.progress(trainer.total_steps, "embedding net", enabled=show_progress,
                              unit="step") as bar:
-    for start in range(0, total, chunk):
-      trainer.train(start, min(chunk, total - start))
-      bar.update(min(chunk, total - start))
+    trainer.run(bar)
   features = embedding_model(net)
   embed = tf.function(lambda x: features(x, training=False))
   feats = np.concatenate([
