@@ -5,6 +5,8 @@ Layout (STYLE.md habit 8)::
     <dir>/images.npy   float32 [N, H, W, C] stored images, unnormalised, in [0, 1]
     <dir>/labels.npy   int32 [N] class labels (class-major order)
     <dir>/meta.json    source, method, ipc, factor, formation, seed, budget, version, ...
+    <dir>/formation.npz  (only for a learnable formation) its weights, which count in
+                       the storage budget
 
 Any numpy user can read it: ``np.load(dir + "/images.npy")``. Writes are atomic: the
 files go to a temporary sibling directory which is renamed into place, so a crash
@@ -18,13 +20,14 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from tfcondense.errors import CorruptArtifactError
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
+WEIGHTS = "formation.npz"
 _REQUIRED_META = ("source", "method", "ipc")
 
 
@@ -36,11 +39,13 @@ class Artifact:
     images: float32 [N, H, W, C] stored images in [0, 1].
     labels: int32 [N].
     meta: JSON-serialisable metadata; at least source, method, ipc.
+    weights: learnable formation weights by name (empty for other formations).
   """
 
   images: np.ndarray
   labels: np.ndarray
   meta: Dict[str, Any]
+  weights: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   @property
   def ipc(self) -> int:
@@ -64,7 +69,8 @@ def _check(images: np.ndarray, labels: np.ndarray, meta: Dict[str, Any], where: 
     raise CorruptArtifactError(f"{where}: images contain NaN or infinite values")
 
 
-def save_artifact(directory: str, images, labels, meta: Dict[str, Any]) -> Artifact:
+def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
+                  weights: Optional[Dict[str, np.ndarray]] = None) -> Artifact:
   """Writes an artifact directory atomically (replacing an existing one).
 
   Args:
@@ -72,6 +78,7 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any]) -> Artif
     images: [N, H, W, C] array in [0, 1].
     labels: [N] integer class labels.
     meta: metadata; `version` and `created` are added.
+    weights: learnable formation weights, written to formation.npz.
 
   Returns:
     The Artifact that was written.
@@ -95,6 +102,8 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any]) -> Artif
     np.save(os.path.join(tmp, LABELS), labels)
     with open(os.path.join(tmp, META), "w") as f:
       json.dump(meta, f, indent=2, sort_keys=True)
+    if weights:
+      np.savez(os.path.join(tmp, WEIGHTS), **{k: np.asarray(v) for k, v in weights.items()})
     if os.path.exists(directory):
       old = directory + ".old-" + os.path.basename(tmp)
       os.rename(directory, old)
@@ -105,7 +114,7 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any]) -> Artif
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return Artifact(images, labels, meta)
+  return Artifact(images, labels, meta, dict(weights or {}))
 
 
 def load_artifact(directory: str) -> Artifact:
@@ -128,4 +137,12 @@ def load_artifact(directory: str) -> Artifact:
   except (ValueError, OSError, EOFError) as e:
     raise CorruptArtifactError(f"{directory}: cannot read artifact ({e})") from e
   _check(images, labels, meta, directory)
-  return Artifact(images.astype(np.float32), labels.astype(np.int32), meta)
+  weights = {}
+  path = os.path.join(directory, WEIGHTS)
+  if os.path.exists(path):
+    try:
+      with np.load(path, allow_pickle=False) as z:
+        weights = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as e:
+      raise CorruptArtifactError(f"{path}: cannot read formation weights ({e})") from e
+  return Artifact(images.astype(np.float32), labels.astype(np.int32), meta, weights)

@@ -1,0 +1,131 @@
+r"""Condense a dataset with a synthesis method (IDC, IDC-I), resumably.
+
+Example (about 10 minutes on the 2-core CPU machine):
+
+  python -m apps.condense --source fashion_mnist --method idc --ipc 10 --factor 2 \
+      --workdir runs/idc_fmnist_ipc10 --minutes 8 --evaluate
+
+condenses Fashion-MNIST to 10 stored images per class (40 formed), writes the
+artifact to <workdir>/artifact (images.npy, labels.npy, meta.json, stored.png,
+formed.png), TensorBoard logs to <workdir>/tensorboard, and with --evaluate trains
+ConvNet-3 on the formed images and prints its test accuracy. Killed or out of
+budget, the same command resumes from the last checkpoint (at most
+--checkpoint_seconds of work is lost); a larger --minutes continues a finished
+budget. Measured accuracies per budget are in BENCHMARKS.md ("IDC on Fashion-MNIST").
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+from apps import _common
+
+_SOURCE = flags.DEFINE_string("source", "fashion_mnist", "Data source (see apps.evaluate).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the source's files are.")
+_LIMIT = flags.DEFINE_integer("limit_per_class", None,
+                              "Use only the first N training images per class (smoke runs).")
+_METHOD = flags.DEFINE_string("method", "idc", "Synthesis method: idc or idc_i.")
+_IPC = flags.DEFINE_integer("ipc", 10, "Stored images per class (the storage budget).")
+_FACTOR = flags.DEFINE_integer("factor", None,
+                               "Multi-formation factor f (idc default 2, idc_i 1): each stored "
+                               "image holds f x f tiles, each upsampled to a training image.")
+_FORMATION = flags.DEFINE_string("formation", None,
+                                 "uniform (default for f > 1), multiscale, bound, time, "
+                                 "learnable, identity.")
+_INIT = flags.DEFINE_string("init", None,
+                            "mix (default for f > 1), random (default for f = 1), noise, "
+                            "kcenter, herding.")
+_OUTER = flags.DEFINE_integer("outer_iterations", None,
+                              "Outer iterations (fresh network each); paper 2000.")
+_INNER = flags.DEFINE_integer("inner_iterations", None, "Inner iterations per outer; paper 100.")
+_LR_IMG = flags.DEFINE_float("lr_img", None,
+                             "Data learning rate (default: the source's reference value x ipc/10).")
+_METRIC = flags.DEFINE_enum("metric", None, ["l1", "mse", "cos"],
+                            "Gradient distance (default: l1 for MNIST-like, mse for CIFAR/SVHN).")
+_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                               "Network precision during matching (bfloat16 ~1.3x faster here).")
+_MODEL = flags.DEFINE_string("model", "convnet3", "Matching network.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of everything random in the run.")
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Checkpoints, TensorBoard logs and the artifact go here; rerun "
+                               "with the same flags to resume.")
+_ARTIFACT = flags.DEFINE_string("artifact_dir", None,
+                                "Where to write the artifact (default <workdir>/artifact).")
+_MINUTES = flags.DEFINE_float("minutes", None,
+                              "Wall-clock budget in minutes (summed over resumes); stops "
+                              "cleanly and saves.")
+_MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop after this many inner iterations.")
+_CKPT_S = flags.DEFINE_float("checkpoint_seconds", 60.0, "Seconds between checkpoints.")
+_EVALUATE = flags.DEFINE_bool("evaluate", False, "Evaluate the artifact when done.")
+_PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "quick", "smoke"],
+                              "Evaluation protocol for --evaluate.")
+_REPS = flags.DEFINE_integer("repetitions", 3, "Evaluation repetitions for --evaluate.")
+_EVAL_PRECISION = flags.DEFINE_enum("eval_precision", None, ["float32", "mixed_bfloat16"],
+                                    "Override the evaluation protocol's precision.")
+_DETERMINISTIC = flags.DEFINE_bool("deterministic", False,
+                                   "Enable TF op determinism (bit-identical resumes).")
+
+
+@_common.friendly_errors
+def main(argv):
+  del argv
+  _common.quiet_tensorflow()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import data  # pylint: disable=g-import-not-at-top
+  from tfcondense import engine  # pylint: disable=g-import-not-at-top
+  from tfcondense import errors  # pylint: disable=g-import-not-at-top
+
+  if _DETERMINISTIC.value:
+    tf.config.experimental.enable_op_determinism()
+  if not _WORKDIR.value and not _ARTIFACT.value:
+    raise errors.InvalidConfigError("give --workdir (resumable) or --artifact_dir")
+  kwargs = {"limit_per_class": _LIMIT.value} if _LIMIT.value else {}
+  if _DATA_DIR.value:
+    kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
+  source = data.load_source(_SOURCE.value, **kwargs)
+  overrides = dict(factor=_FACTOR.value, formation=_FORMATION.value, init=_INIT.value,
+                   outer_iterations=_OUTER.value, inner_iterations=_INNER.value,
+                   lr_img=_LR_IMG.value, metric=_METRIC.value, precision=_PRECISION.value,
+                   model=_MODEL.value, seed=_SEED.value)
+  options = engine.RunOptions(workdir=_WORKDIR.value, minutes=_MINUTES.value,
+                              max_steps=_MAX_STEPS.value,
+                              checkpoint_seconds=_CKPT_S.value,
+                              desc=f"{_METHOD.value} ipc{_IPC.value}")
+  res = condense_lib.condense(_METHOD.value, source, _IPC.value, options=options,
+                              artifact_dir=_ARTIFACT.value,
+                              init_options={"cache_dir": os.path.join(_WORKDIR.value, "cache")}
+                              if _WORKDIR.value else None, **overrides)
+  meta = res.artifact.meta
+  run = res.run
+  print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
+        f"{run.steps}/{run.total_steps} inner iterations in {run.seconds / 60:.1f} min "
+        f"({run.stopped}{', resumed at ' + str(run.resumed_from) if run.resumed_from else ''})"
+        f", last matching loss {run.last_loss if run.last_loss is not None else float('nan'):.4g}")
+  st = meta["storage"]
+  print(f"storage: {st['stored_images']} stored images ({st['stored_pixels']} pixels"
+        f"{', ' + str(st['parameters']) + ' formation weights' if st['parameters'] else ''}, "
+        f"{st['stored_bytes'] / 1024:.0f} KiB) -> {st['formed_images']} formed images")
+  if res.artifact_dir:
+    print(f"artifact: {res.artifact_dir}")
+    print(f"grid: {res.grid_png}" + (f"  formed: {res.formed_png}" if res.formed_png else ""))
+  if _EVALUATE.value:
+    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+    from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
+    protocol = ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value)
+    fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
+    result = ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
+                         seed=_SEED.value)
+    print(f"evaluation: {result}")
+    if res.artifact_dir:
+      path = os.path.join(res.artifact_dir, "evaluation.json")
+      with open(path + ".tmp", "w") as f:
+        json.dump(result.as_dict(), f, indent=2)
+      os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+  app.run(main)

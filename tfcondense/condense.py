@@ -1,0 +1,135 @@
+"""`condense(...)`: run a synthesis method on a source and write its artifact.
+
+Synthesis methods register a `SynthesisSpec` in `SYNTHESIS`: the config dataclass,
+its defaults for the method name (IDC-I is IDC with factor 1) and how to build the
+method object that `tfcondense.engine.run` drives. Everything after the loop (the
+artifact with its budget and storage accounting, the PNG grids) is shared.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Dict, Optional
+
+from tfcondense import artifact as artifact_lib
+from tfcondense import engine
+from tfcondense import viz
+from tfcondense.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthesisSpec:
+  """How to make one synthesis method.
+
+  Attributes:
+    config_cls: its frozen config dataclass.
+    build: (source, config, init_options) -> a method object for `engine.run`.
+    defaults: config overrides implied by the method name (e.g. factor=1 for IDC-I).
+    description: one line for --help.
+  """
+
+  config_cls: type
+  build: Callable[..., Any]
+  defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  description: str = ""
+
+
+SYNTHESIS = Registry("synthesis method", hint="Synthesis methods: see tfcondense/condense.py.")
+
+
+def _register_builtin() -> None:
+  from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
+
+  def build_idc(source, config, init_options):
+    return idc.IDC(source, config, init_options=init_options)
+
+  SYNTHESIS.register("idc")(SynthesisSpec(
+      idc.IDCConfig, build_idc, {},
+      "IDC (Kim et al. 2022): multi-formation (factor 2 default) + gradient matching"))
+  SYNTHESIS.register("idc_i")(SynthesisSpec(
+      idc.IDCConfig, build_idc, {"factor": 1},
+      "IDC-I: IDC without multi-formation (factor 1)"))
+
+
+_register_builtin()
+
+
+@dataclasses.dataclass(frozen=True)
+class CondenseResult:
+  artifact: artifact_lib.Artifact
+  artifact_dir: Optional[str]
+  run: engine.RunResult
+  grid_png: Optional[str]
+  formed_png: Optional[str]
+
+
+def make_config(method: str, source_name: str, ipc: int, **overrides):
+  """The method's config for `source_name` at `ipc`, with `overrides` applied.
+
+  Dict values (e.g. model_options) are frozen into sorted tuples of pairs.
+  """
+  spec = SYNTHESIS.get(method)
+  fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+  unknown = sorted(set(overrides) - fields)
+  if unknown:
+    from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+    raise InvalidConfigError(f"{method} has no setting(s) {unknown}; known: {sorted(fields)}")
+  values = dict(spec.defaults, ipc=int(ipc))
+  for k, v in overrides.items():
+    if v is None:
+      continue
+    values[k] = tuple(sorted(v.items())) if isinstance(v, dict) else v
+  cfg = spec.config_cls(**values)
+  return cfg.resolve(source_name) if hasattr(cfg, "resolve") else cfg
+
+
+def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engine.RunOptions(),
+             artifact_dir: Optional[str] = None, init_options: Optional[Dict[str, Any]] = None,
+             **overrides) -> CondenseResult:
+  """Condenses `source` to `ipc` stored images per class with `method`.
+
+  Args:
+    method: a name in SYNTHESIS (idc, idc_i, ...).
+    source: the SourceData.
+    ipc: stored images per class.
+    options: loop options (workdir for resume, minutes budget, progress).
+    artifact_dir: where to write the artifact (default `<workdir>/artifact`; with
+      neither, nothing is written).
+    init_options: options of the initialiser (e.g. cache_dir for kcenter init).
+    **overrides: config fields (factor, outer_iterations, lr_img, precision, ...).
+
+  Returns:
+    A CondenseResult (the artifact holds the stored images; decode them with
+    `tfcondense.synthetic.formed_from_artifact` for training).
+  """
+  spec = SYNTHESIS.get(method)
+  cfg = make_config(method, source.name, ipc, **overrides)
+  method_obj = spec.build(source, cfg, init_options)
+  record = dict(method=method.lower(), source=source.name, config=cfg.as_dict())
+  result = engine.run(method_obj, options, config=record)
+  syn = method_obj.synthetic
+  images, labels = syn.numpy()
+  form = syn.formation
+  meta = dict(
+      source=source.name, method=method.lower(), ipc=int(cfg.ipc),
+      factor=int(getattr(cfg, "factor", 1)), formation=form.describe(), seed=int(cfg.seed),
+      budget=dict(seconds=round(result.seconds, 1), minutes=round(result.seconds / 60, 2),
+                  steps=result.steps, total_steps=result.total_steps,
+                  stopped=result.stopped),
+      storage=syn.storage(), config=cfg.as_dict(), class_names=list(source.class_names))
+  weights = form.get_weights() if getattr(form, "variables", None) else None
+  if artifact_dir is None and options.workdir:
+    artifact_dir = os.path.join(options.workdir, "artifact")
+  art = artifact_lib.Artifact(images, labels, meta, dict(weights or {}))
+  grid = formed_png = None
+  if artifact_dir:
+    art = artifact_lib.save_artifact(artifact_dir, images, labels, meta, weights=weights)
+    title = f"{method} {source.name} ipc {cfg.ipc}"
+    grid = viz.save_grid(images, labels, os.path.join(artifact_dir, "stored.png"),
+                         source.class_names, title=title + " (stored)")
+    if form.formed_per_stored() > 1:
+      fx, fy = form.form_numpy(images, labels)
+      formed_png = viz.save_grid(fx, fy, os.path.join(artifact_dir, "formed.png"),
+                                 source.class_names, max_per_class=16,
+                                 title=title + " (formed)")
+  return CondenseResult(art, artifact_dir, result, grid, formed_png)
