@@ -29,8 +29,40 @@ _ITERS = flags.DEFINE_integer("iterations", 12, "Timed inner iterations per prec
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed inner iterations first (tracing).")
 _PRECISIONS = flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"],
                                 "Precisions to time side by side.")
+_AGREEMENT_ONLY = flags.DEFINE_bool(
+    "agreement_only", False,
+    "Only (re)compute the bfloat16-vs-float32 agreement (not a timing, so it may run "
+    "beside other jobs) and update it in the existing JSON.")
 _REFERENCE_S = (10.0, 13.0)
 _TARGET_S = 5.0
+
+
+def _bf16_agreement(source, classes: int = 10):
+  """Matching loss and data gradient of every class in both precisions, same state.
+
+  Both methods start from the same seed, so the stored images, the network weights
+  (stateless initialisation) and the siamese draws are identical; only the network's
+  arithmetic differs.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
+  out = {}
+  for precision in ("float32", "mixed_bfloat16"):
+    m = idc.IDC(source, idc.IDCConfig(ipc=10, factor=2, precision=precision))
+    m.begin_outer(0)
+    losses, grads = [], []
+    for c in range(classes):
+      loss, g = m.class_match_loss(c, tf.constant([7, c], tf.int64),
+                                   m.synthetic.trainable_variables)
+      losses.append(float(loss))
+      grads.append(tf.convert_to_tensor(g[0]).numpy().ravel())
+    out[precision] = (np.array(losses), np.concatenate(grads))
+  (l32, g32), (l16, g16) = out["float32"], out["mixed_bfloat16"]
+  return dict(
+      classes=classes,
+      loss_relative_difference=float(np.mean(np.abs(l16 - l32) / np.abs(l32))),
+      gradient_cosine=float(g16 @ g32 / (np.linalg.norm(g16) * np.linalg.norm(g32))),
+      gradient_relative_l2=float(np.linalg.norm(g16 - g32) / np.linalg.norm(g32)))
 
 
 def main(argv):
@@ -40,6 +72,14 @@ def main(argv):
   from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
+  if _AGREEMENT_ONLY.value:
+    import json  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(_util.RESULTS, "idc_step.json")) as f:
+      result = json.load(f)
+    result["bfloat16_agreement"] = _bf16_agreement(source)
+    print(result["bfloat16_agreement"])
+    print(f"updated {_util.write_json('idc_step.json', result)}")
+    return
   runs = {}
   for precision in _PRECISIONS.value:
     cfg = idc.IDCConfig(ipc=10, factor=2, precision=precision, outer_iterations=1,
@@ -80,6 +120,11 @@ def main(argv):
           f"iteration = matching {match_s:.2f} s ({match_s / source.num_classes:.3f} s per class) "
           f"+ network {net_s:.2f} s ({rows[precision]['network_seconds_per_step']:.3f} s per "
           f"step); reference 10-13 s, target {_TARGET_S} s")
+  agreement = _bf16_agreement(source) if {"float32", "mixed_bfloat16"} <= set(runs) else None
+  if agreement:
+    print(f"bfloat16 vs float32 on the same state: matching loss differs by "
+          f"{agreement['loss_relative_difference']:.2%}, data gradients have cosine "
+          f"{agreement['gradient_cosine']:.4f}")
   main_p = "float32" if "float32" in rows else next(iter(rows))
   result = dict(
       machine=_util.machine(), command="python -m benchmarks.idc_step",
@@ -91,7 +136,8 @@ def main(argv):
       seconds_per_inner_iteration=rows[main_p]["seconds_per_inner_iteration"],
       matching_seconds=rows[main_p]["matching_seconds"],
       network_seconds=rows[main_p]["network_seconds"],
-      reference_seconds=list(_REFERENCE_S), target_seconds=_TARGET_S)
+      reference_seconds=list(_REFERENCE_S), target_seconds=_TARGET_S,
+      bfloat16_agreement=agreement)
   if "float32" in rows:
     result["speedup_vs_float32"] = {
         p: rows["float32"]["seconds_per_inner_iteration"] / r["seconds_per_inner_iteration"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything tfcondense needs (idempotent), then runs one job.
 #
-#   bash scripts/setup.sh demo   # install, then condense Fashion-MNIST and compare with Random
+#   bash scripts/setup.sh demo   # install, condense Fashion-MNIST with IDC, compare with K-Center and Random
 #   bash scripts/setup.sh test   # install, then run the default test suite
 #   bash scripts/setup.sh        # install only
 #
@@ -38,9 +38,16 @@ fi
 case "${1:-}" in
   demo)
     mkdir -p runs
+    # 1. Condense Fashion-MNIST with IDC (10 stored images per class, factor 2 -> 40
+    #    formed) for a 4-minute budget; resumable, prints the grid PNG paths.
+    .venv/bin/python -m apps.condense --source fashion_mnist --method idc --ipc 10 \
+      --factor 2 --precision mixed_bfloat16 --minutes 4 --workdir runs/demo_idc
+    # 2. Train ConvNet-3 on it and on K-Center and Random selections of the same size;
+    #    print the table (rows kept in runs/demo.json: a second run reuses them).
     exec .venv/bin/python -m apps.evaluate --source fashion_mnist \
-      --method kcenter,random --ipc 10 --protocol quick --repetitions 2 \
-      --cache_dir runs/cache --save_artifacts runs/artifacts --output runs/demo.json
+      --method kcenter,random --ipc 10 --artifact runs/demo_idc/artifact \
+      --protocol quick --repetitions 2 --cache_dir runs/cache \
+      --save_artifacts runs/artifacts --output runs/demo.json
     ;;
   test)
     shift

@@ -57,3 +57,42 @@ def test_evaluate_end_to_end_writes_rows_and_artifacts_and_resumes(tmp_path):
   bad = run_app("apps.evaluate", "--source", "fashion_mnist", "--ipc", "7000",
                 "--method", "random")
   assert bad.returncode == 2 and "IPC 7000 exceeds the 6000 images" in bad.stderr
+
+
+def test_condense_help_explains_the_main_flags():
+  out = run_app("apps.condense", "--help")
+  assert out.returncode in (0, 1), out.stderr
+  assert "python -m apps.condense --source fashion_mnist --method idc" in out.stdout
+  for flag in ("--method", "--ipc", "--factor", "--formation", "--init", "--workdir",
+               "--minutes", "--evaluate", "--precision", "--lr_img"):
+    assert flag in out.stdout, flag
+
+
+def test_condense_bad_input_is_one_clear_line(tmp_path):
+  out = run_app("apps.condense", "--source", "digits", "--ipc", "500", "--workdir",
+                str(tmp_path))
+  assert out.returncode == 2 and "IPC 500 exceeds" in out.stderr, out.stderr
+  assert "Traceback" not in out.stderr
+  out = run_app("apps.condense", "--source", "digits", "--formation", "zigzag",
+                "--workdir", str(tmp_path / "z"))
+  assert out.returncode == 2 and "unknown formation 'zigzag'" in out.stderr, out.stderr
+
+
+def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
+  work = tmp_path / "w"
+  args = ["apps.condense", "--source", "digits", "--method", "idc", "--ipc", "1",
+          "--outer_iterations", "1", "--inner_iterations", "2", "--workdir", str(work),
+          "--evaluate", "--protocol", "smoke", "--repetitions", "1"]
+  out = run_app(*args)
+  assert out.returncode == 0, out.stderr
+  assert "2/2 inner iterations" in out.stdout and "evaluation:" in out.stdout
+  assert "10 stored images" in out.stdout and "-> 40 formed images" in out.stdout
+  art = work / "artifact"
+  assert {"images.npy", "labels.npy", "meta.json", "stored.png", "formed.png",
+          "evaluation.json"} <= set(os.listdir(art))
+  # apps.evaluate trains on the formed images of the artifact (40, not the 10 stored).
+  out = run_app("apps.evaluate", "--source", "digits", "--artifact", str(art), "--protocol",
+                "smoke", "--repetitions", "1", "--output", str(tmp_path / "rows.json"))
+  assert out.returncode == 0, out.stderr
+  rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+  assert rows[0]["num_images"] == 40 and rows[0]["method"] == "idc"

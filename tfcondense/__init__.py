@@ -6,6 +6,8 @@ Importing the package is cheap: submodules (and TensorFlow) load on first use.
     source = tfc.load_source("fashion_mnist")
     art = tfc.select("kcenter", source, ipc=10, seed=0)
     print(tfc.evaluate(art.images, art.labels, source, protocol="cpu"))
+
+Synthesis (IDC): `tfcondense.condense.condense("idc", source, ipc=10, ...)`.
 """
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ _LAZY = {
     "Artifact": "tfcondense.artifact",
     "save_artifact": "tfcondense.artifact",
     "load_artifact": "tfcondense.artifact",
+    "SyntheticSet": "tfcondense.synthetic",
+    "formed_from_artifact": "tfcondense.synthetic",
+    "make_formation": "tfcondense.formation",
+    "RunOptions": "tfcondense.engine",
 }
 
 __all__ = ["__version__", *_LAZY]

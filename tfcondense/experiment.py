@@ -88,8 +88,11 @@ def compare(source, cells: Iterable[Cell], *, model: str = "convnet3",
     t0 = time.perf_counter()
     meta: Dict[str, Any] = {}
     if cell.artifact_dir:
+      from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
       art = artifact_lib.load_artifact(cell.artifact_dir)
-      images, labels, meta = art.images, art.labels, art.meta
+      # Train on what the stored images decode to (IDC's formed images).
+      images, labels = synthetic.formed_from_artifact(art, art.weights)
+      meta = art.meta
     elif cell.method == FULL:
       images, labels = source.train_images, source.train_labels
     else:
