@@ -48,6 +48,13 @@ _METRIC = flags.DEFINE_enum("metric", None, ["l1", "mse", "cos"],
 _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                                "Network precision during matching (bfloat16 ~1.3x faster here).")
 _MODEL = flags.DEFINE_string("model", "convnet3", "Matching network.")
+_PRETRAIN = flags.DEFINE_integer("pretrain_steps", None,
+                                 "Network steps on real data at the start of every outer "
+                                 "iteration, before matching (default 0).")
+_PRETRAINED = flags.DEFINE_list("pretrained", None,
+                                "Keras .weights.h5 files of early-trained networks (made by "
+                                "tfcondense.methods.idc.save_pretrained); outer iteration i "
+                                "starts from file i mod N.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of everything random in the run.")
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Checkpoints, TensorBoard logs and the artifact go here; rerun "
@@ -90,7 +97,8 @@ def main(argv):
   overrides = dict(factor=_FACTOR.value, formation=_FORMATION.value, init=_INIT.value,
                    outer_iterations=_OUTER.value, inner_iterations=_INNER.value,
                    lr_img=_LR_IMG.value, metric=_METRIC.value, precision=_PRECISION.value,
-                   model=_MODEL.value, seed=_SEED.value)
+                   model=_MODEL.value, seed=_SEED.value, pretrain_steps=_PRETRAIN.value,
+                   pretrained=tuple(_PRETRAINED.value) if _PRETRAINED.value else None)
   options = engine.RunOptions(workdir=_WORKDIR.value, minutes=_MINUTES.value,
                               max_steps=_MAX_STEPS.value,
                               checkpoint_seconds=_CKPT_S.value,

@@ -235,3 +235,25 @@ def test_killed_run_resumes_to_the_same_artifact(tmp_path):
   with open(tmp_path / "b" / "resumed.json") as f:
     assert json.load(f)["resumed_from"] >= 3
   np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_pretrained_networks_start_each_outer_iteration(tmp_path):
+  src = quadrant_source()
+  paths = idc.save_pretrained(src, str(tmp_path), count=2, steps=3,
+                              config=idc.IDCConfig(**TINY))
+  assert len(paths) == 2 and all(os.path.exists(p) for p in paths)
+  m = _idc(src, ipc=1, pretrained=tuple(paths))
+  fresh = _idc(src, ipc=1)
+  for outer in (0, 1, 2):
+    m.begin_outer(outer)
+    fresh.begin_outer(outer)
+    w = [v.numpy() for v in m.model.trainable_variables]
+    trained_away = any(not np.allclose(a, b.numpy())
+                       for a, b in zip(w, fresh.model.trainable_variables))
+    assert trained_away  # the pretrained weights differ from the fresh initialisation
+    probe = _idc(src, ipc=1)
+    probe.model.load_weights(paths[outer % 2])
+    for a, b in zip(w, probe.model.trainable_variables):
+      np.testing.assert_array_equal(a, b.numpy())
+  with pytest.raises(InvalidConfigError, match="not found"):
+    _idc(src, ipc=1, pretrained=(str(tmp_path / "nope.weights.h5"),))

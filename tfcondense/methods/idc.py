@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -78,7 +79,11 @@ class IDCConfig:
     lr_img: data learning rate (None: source base * ipc / 10); momentum_img 0.5.
     lr_formation: learning rate of a learnable formation's weights.
     lr_net, momentum_net, weight_decay_net, net_batch, n_data: the network update.
-    pretrain_steps: network steps on real data before matching, per outer iteration.
+    pretrain_steps: network steps on real data before matching, per outer iteration
+      (the reference trains ImageNet-10 networks 10 epochs first).
+    pretrained: paths of Keras `.weights.h5` files (see `save_pretrained`); outer
+      iteration i starts from file i mod len(pretrained) instead of a fresh
+      initialisation (the reference loads early-epoch checkpoints for ImageNet-100).
     cutmix_prob, cutmix_beta: CutMix in the network update.
     precision: "float32" or "mixed_bfloat16" (the network only).
     seed: everything random derives from it.
@@ -108,6 +113,7 @@ class IDCConfig:
   net_batch: int = 64
   n_data: Optional[int] = None
   pretrain_steps: int = 0
+  pretrained: Tuple[str, ...] = ()
   cutmix_prob: float = 0.5
   cutmix_beta: float = 1.0
   precision: str = "float32"
@@ -136,6 +142,10 @@ class IDCConfig:
     if self.precision not in ("float32", "mixed_bfloat16"):
       raise InvalidConfigError(
           f"precision must be float32 or mixed_bfloat16, got {self.precision!r}")
+    missing = [p for p in self.pretrained if not os.path.exists(p)]
+    if missing:
+      raise InvalidConfigError(f"pretrained weights not found: {missing}; make them with "
+                               "tfcondense.methods.idc.save_pretrained")
     if self.lr_img is not None and not self.lr_img > 0:
       raise InvalidConfigError(f"lr_img must be positive, got {self.lr_img}")
 
@@ -148,6 +158,7 @@ class IDCConfig:
     d = dataclasses.asdict(self)
     d["formation_options"] = dict(self.formation_options)
     d["model_options"] = dict(self.model_options)
+    d["pretrained"] = list(self.pretrained)
     return d
 
 
@@ -232,9 +243,12 @@ class IDC:
   def begin_outer(self, outer: int) -> None:
     """A fresh network and optimiser, stored images clamped (Algorithm 1, line 3)."""
     from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
-    seed = int(tf.random.experimental.stateless_fold_in(
-        tf.constant([self.config.seed, 0x0E7], tf.int64), outer)[0].numpy()) % (2**31 - 1)
-    initialize(self.model, seed)
+    if self.config.pretrained:
+      self.model.load_weights(self.config.pretrained[outer % len(self.config.pretrained)])
+    else:
+      seed = int(tf.random.experimental.stateless_fold_in(
+          tf.constant([self.config.seed, 0x0E7], tf.int64), outer)[0].numpy()) % (2**31 - 1)
+      initialize(self.model, seed)
     for b in self._net_buffers:
       b.assign(tf.zeros_like(b))
     self.synthetic.clamp()
@@ -333,3 +347,28 @@ class IDC:
         b.assign(cfg.momentum_net * b + g + cfg.weight_decay_net * v)
         v.assign_sub(cfg.lr_net * b)
     return tf.constant(0)
+
+
+def save_pretrained(source, directory: str, count: int, steps: int,
+                    config: Optional[IDCConfig] = None) -> list:
+  """Trains `count` networks for `steps` real-data steps each and saves their weights.
+
+  The networks are trained exactly as IDC's network update does (augmentation,
+  CutMix, SGD), from the initialisation outer iteration i would use, so
+  `IDCConfig(pretrained=paths)` starts matching from early-trained networks.
+
+  Returns:
+    The `.weights.h5` paths, one per network.
+  """
+  cfg = dataclasses.replace(config or IDCConfig(), pretrained=(), pretrain_steps=0)
+  method = IDC(source, cfg, synthetic=synthetic_lib.SyntheticSet.initialize(
+      source, 1, init="noise"))
+  os.makedirs(directory, exist_ok=True)
+  paths = []
+  for i in range(count):
+    method.begin_outer(i)
+    method._net_fn(tf.constant(-10_000 - i, tf.int64), tf.constant(steps, tf.int32))
+    path = os.path.join(directory, f"net{i:03d}.weights.h5")
+    method.model.save_weights(path)
+    paths.append(path)
+  return paths
