@@ -18,6 +18,7 @@ CASES = [
     ("uniform", 3, {}, 9),
     ("multiscale", 3, {}, 1 + 4 + 9),
     ("bound", 2, {"max_per_class": 128}, 4),
+    ("bound", 2, {"max_per_class": 128, "mode": "truncate"}, 4),
     ("time", 3, {}, 3),
     ("time", 2, {"axis": 2}, 2),
     ("learnable", 2, {"width": 4, "seed": 3}, 4),
@@ -147,7 +148,8 @@ def test_bound_caps_each_class_keeping_the_first():
   rng = np.random.default_rng(0)
   labels = np.array([4, 4, 4, -1, -1, -1, 7], np.int32)  # arbitrary ints, class 7 small
   stored = tf.constant(rng.uniform(size=(7, 4, 4, 2)).astype(np.float32))
-  formed, flabels = fm.make_formation("bound", 2, max_per_class=5)(stored, labels)
+  formed, flabels = fm.make_formation("bound", 2, max_per_class=5,
+                                      mode="truncate")(stored, labels)
   uniform, ulabels = fm.make_formation("uniform", 2)(stored, labels)
   counts = {c: int(np.sum(flabels.numpy() == c)) for c in (4, -1, 7)}
   assert counts == {4: 5, -1: 5, 7: 4}
@@ -159,12 +161,135 @@ def test_bound_caps_each_class_keeping_the_first():
 def test_bound_groups_interleaved_classes():
   labels = tf.constant([0, 1, 0, 1, 0])
   stored = _rand((5, 4, 4, 1))
-  formed, flabels = fm.make_formation("bound", 2, max_per_class=6)(stored, labels)
+  formed, flabels = fm.make_formation("bound", 2, max_per_class=6,
+                                      mode="truncate")(stored, labels)
   uniform = fm.make_formation("uniform", 2)(stored, labels)[0].numpy()
   # class 0: stored 0 (4 tiles), stored 2 (2 tiles); class 1: stored 1, stored 3 (2 tiles).
   keep = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13]
   np.testing.assert_allclose(formed.numpy(), uniform[keep])
   np.testing.assert_array_equal(flabels.numpy(), [0] * 4 + [1] * 4 + [0] * 2 + [1] * 2)
+
+
+def _reference_bound(ipc, factor, bound):
+  """[(factor, images)] of decode_zoom_bound (IDC condense.py), re-derived step by step."""
+  out, idx, budget, total = [], 0, ipc, 0
+  room = bound - ipc
+  for j in range(factor, 0, -1):
+    n = min(room // j**2, budget) if j > 1 else budget
+    out.append((j, n))
+    idx, budget, total = idx + n, budget - n, total + n * j**2
+    room = bound - total - budget
+    if budget == 0:
+      break
+  return [(j, n) for j, n in out if n]
+
+
+@pytest.mark.parametrize("ipc,factor,cap", [(50, 2, 128), (20, 3, 128), (10, 2, 128),
+                                            (128, 2, 128), (1, 4, 10), (7, 3, 20),
+                                            (5, 2, 5), (33, 4, 100), (3, 1, 2)])
+def test_bound_reference_schedule_matches_decode_zoom_bound(ipc, factor, cap):
+  ours = [(j, n) for j, n in fm.bound_schedule(ipc, factor, cap) if n]
+  assert ours == _reference_bound(ipc, factor, cap)
+  assert sum(n for _, n in ours) == ipc
+  f = fm.make_formation("bound", factor, max_per_class=cap)
+  labels = tf.constant([5] * ipc)
+  factors = f.stored_factors(labels).numpy()
+  np.testing.assert_array_equal(factors, np.concatenate([[j] * n for j, n in ours]))
+  formed = sum(n * j * j for j, n in ours)
+  assert formed <= max(cap, ipc if factor == 1 else cap)
+  assert f(tf.zeros([ipc, 4, 4, 1]), labels)[0].shape[0] == formed
+  assert f.storage(ipc, (4, 4, 1))["formed_images"] == formed
+
+
+def test_bound_reference_ipc50_f2_forms_every_stored_image():
+  """IDC's setting: ipc 50, f = 2, cap 128 -> 19 images at f = 2, 31 at f = 1."""
+  ipc, classes = 50, 2
+  labels = tf.constant(np.repeat([3, 8], ipc).astype(np.int32))
+  x = _rand((ipc * classes, 4, 4, 1), 11)
+  f = fm.make_formation("bound", 2, max_per_class=128)
+  assert f.formed_per_stored() == 4 and f.describe()["mode"] == "reference"
+  formed, flabels = f(x, labels)
+  assert formed.shape == (2 * 107, 4, 4, 1)
+  assert {c: int(np.sum(flabels.numpy() == c)) for c in (3, 8)} == {3: 107, 8: 107}
+  uniform = fm.make_formation("uniform", 2)(x, labels)[0].numpy()
+  expected = []
+  for c in range(classes):
+    base = c * ipc
+    expected += [uniform[4 * (base + i):4 * (base + i) + 4] for i in range(19)]
+    expected += [x.numpy()[base + 19:base + ipc]]
+  np.testing.assert_allclose(formed.numpy(), np.concatenate(expected), atol=1e-6)
+  np.testing.assert_array_equal(flabels.numpy(), np.repeat([3, 8], 107))
+  stored = tf.Variable(x)
+  weights = _rand(formed.shape, 12) + 0.5
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(f(stored, labels)[0] * weights)
+  grad = tape.gradient(loss, stored).numpy()  # dense, like the other formations
+  assert np.all(np.abs(grad) > 1e-6), np.argwhere(np.abs(grad) <= 1e-6)
+  # Truncate mode keeps 32 stored images per class and leaves 18 without gradient.
+  t = fm.make_formation("bound", 2, max_per_class=128, mode="truncate")
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(t(stored, labels)[0])
+  grad = tape.gradient(loss, stored).numpy()
+  touched = np.abs(grad).reshape(ipc * classes, -1).max(1) > 0
+  np.testing.assert_array_equal(touched, np.tile(np.arange(ipc) < 32, classes))
+
+
+def test_bound_reference_interleaved_unequal_classes():
+  labels = np.array([4, -1, 4, 4, 7, -1, 4, 4], np.int32)
+  x = _rand((8, 6, 6, 2), 13)
+  f = fm.make_formation("bound", 2, max_per_class=9)
+  # class 4 (5 stored): room 4 -> 1 at f=2, 4 at f=1 = 8; -1 (2 stored): room 7
+  # -> 1 at f=2, 1 at f=1 = 5; 7 (1 stored): 1 at f=2 = 4.
+  np.testing.assert_array_equal(f.stored_factors(labels).numpy(), [2, 2, 1, 1, 2, 1, 1, 1])
+  formed, flabels = f(x, labels)
+  uniform = fm.make_formation("uniform", 2)(x, labels)[0].numpy()
+  expected = np.concatenate([uniform[0:4], uniform[4:8], x.numpy()[2:4], uniform[16:20],
+                             x.numpy()[5:8]])
+  np.testing.assert_allclose(formed.numpy(), expected, atol=1e-6)
+  np.testing.assert_array_equal(flabels.numpy(), [4] * 4 + [-1] * 4 + [4, 4] + [7] * 4
+                                + [-1, 4, 4])
+  counts = {c: int(np.sum(flabels.numpy() == c)) for c in (4, -1, 7)}
+  assert counts == {4: 8, -1: 5, 7: 4} and max(counts.values()) <= 9
+
+
+def test_bound_reference_in_tf_function_and_errors():
+  f = fm.make_formation("bound", 3, max_per_class=30)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 7, 7, 1], tf.float32),
+                                tf.TensorSpec([None], tf.int32)])
+  def form(x, y):
+    return f(x, y)
+
+  x = _rand((9, 7, 7, 1), 14)
+  # 5 stored: 2 x 9 + 2 x 4 + 1 x 1 = 27 formed; 4 stored: 2 x 9 + 2 x 4 = 26.
+  y = tf.constant([0] * 5 + [1] * 4)
+  formed, labels = form(x, y)
+  eager, eager_labels = f(x, y)
+  np.testing.assert_allclose(formed.numpy(), eager.numpy(), atol=1e-5)
+  np.testing.assert_array_equal(labels.numpy(), eager_labels.numpy())
+  assert int(np.sum(labels.numpy() == 0)) == 27 and int(np.sum(labels.numpy() == 1)) == 26
+  np.testing.assert_array_equal(f.stored_factors(y).numpy(), [3, 3, 2, 2, 1, 3, 3, 2, 2])
+  too_many = tf.zeros([31], tf.int32)
+  with pytest.raises(InvalidConfigError, match="max_per_class=30"):
+    f(tf.zeros([31, 7, 7, 1]), too_many)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="max_per_class=30"):
+    form(tf.zeros([31, 7, 7, 1]), too_many)
+  # Factor 1 caps nothing in reference mode (the reference skips the bound decode).
+  one = fm.make_formation("bound", 1, max_per_class=2)
+  assert one(tf.zeros([3, 4, 4, 1]), [0, 0, 0])[0].shape[0] == 3
+  with pytest.raises(InvalidConfigError, match="mode"):
+    fm.make_formation("bound", 2, mode="zoom")
+
+
+def test_bound_mode_round_trips_and_defaults_to_reference():
+  for mode in ("reference", "truncate"):
+    f = fm.make_formation("bound", 2, max_per_class=6, mode=mode)
+    meta = json.loads(json.dumps({"formation": f.describe()}))
+    assert meta["formation"]["mode"] == mode
+    assert fm.from_meta(meta).mode == mode
+  old = fm.from_meta({"formation": {"name": "bound", "factor": 2, "max_per_class": 6}})
+  assert old.mode == "reference"
+  assert fm.from_meta({"formation": "bound", "factor": 2}).mode == "reference"
 
 
 def test_rank_within_class():
@@ -306,10 +431,17 @@ def test_storage_accounting():
   assert fm.make_formation("uniform", 2).storage(20, (32, 32, 3))["formed_images"] == 80
   assert fm.make_formation("multiscale", 3).storage(2, (8, 8, 1))["formed_images"] == 28
   assert fm.make_formation("time", 4).storage(5, (64, 64, 1))["formed_images"] == 20
-  bound = fm.make_formation("bound", 2, max_per_class=128)
+  bound = fm.make_formation("bound", 2, max_per_class=128, mode="truncate")
   assert bound.storage(500, (32, 32, 3), num_classes=10)["formed_images"] == 10 * 128
   assert bound.storage(100, (32, 32, 3), num_classes=10)["formed_images"] == 400
   assert bound.storage(50, (32, 32, 3))["formed_images"] == 128
+  ref = fm.make_formation("bound", 2, max_per_class=128)
+  assert ref.storage(500, (32, 32, 3), num_classes=10)["formed_images"] == 10 * 107
+  assert ref.storage(100, (32, 32, 3), num_classes=10)["formed_images"] == 400
+  assert ref.storage(50, (32, 32, 3))["formed_images"] == 107
+  assert fm.make_formation("bound", 3).storage(20, (8, 8, 1))["formed_images"] == 125
+  with pytest.raises(InvalidConfigError, match="max_per_class"):
+    ref.storage(129, (8, 8, 1))
   learn = fm.make_formation("learnable", 2, width=16, channels=3)
   s = learn.storage(10, (32, 32, 3))
   n_vars = sum(int(np.prod(v.shape)) for v in learn.variables)
@@ -370,9 +502,18 @@ def test_form_numpy_chunks_and_global_bound():
   assert formed.shape == (28, 6, 6, 1) and flabels.shape == (28,)
   direct = fm.make_formation("uniform", 2)(tf.constant(images, tf.float32), labels)[0]
   np.testing.assert_allclose(formed, direct.numpy(), atol=1e-6)
-  bound = fm.make_formation("bound", 2, max_per_class=6)
+  bound = fm.make_formation("bound", 2, max_per_class=6, mode="truncate")
   b_formed, b_labels = bound.form_numpy(images, labels, batch=2)
   t_formed, t_labels = bound(tf.constant(images, tf.float32), labels)
   assert b_formed.shape == (12, 6, 6, 1)
   np.testing.assert_allclose(b_formed, t_formed.numpy(), atol=1e-6)
   np.testing.assert_array_equal(b_labels, t_labels.numpy())
+  # Reference mode plans the factors over the whole set: class 0 (3 stored, cap 9)
+  # forms 1 x 4 + 2 x 1, class 1 (4 stored) 1 x 4 + 3 x 1.
+  ref = fm.make_formation("bound", 2, max_per_class=9)
+  r_formed, r_labels = ref.form_numpy(images, labels, batch=2)
+  t_formed, t_labels = ref(tf.constant(images, tf.float32), labels)
+  assert r_formed.shape == (13, 6, 6, 1)
+  np.testing.assert_allclose(r_formed, t_formed.numpy(), atol=1e-6)
+  np.testing.assert_array_equal(r_labels, t_labels.numpy())
+  np.testing.assert_array_equal(r_labels, [0] * 6 + [1] * 7)

@@ -257,3 +257,15 @@ def test_pretrained_networks_start_each_outer_iteration(tmp_path):
       np.testing.assert_array_equal(a, b.numpy())
   with pytest.raises(InvalidConfigError, match="not found"):
     _idc(src, ipc=1, pretrained=(str(tmp_path / "nope.weights.h5"),))
+
+
+def test_bound_formation_feeds_every_stored_image_to_matching():
+  # ipc 6, f 2, cap 16: the reference bound schedule forms fewer than ipc * 4 = 24 and
+  # every stored image still gets a gradient.
+  src = quadrant_source()
+  m = _idc(src, ipc=6, factor=2, formation="bound", strategy="none",
+           formation_options=(("max_per_class", 16),), max_formed_per_class=16)
+  _, grads = m.class_match_loss(0, tf.constant([1, 2], tf.int64),
+                                m.synthetic.trainable_variables)
+  g = tf.convert_to_tensor(grads[0]).numpy()
+  assert np.all(np.abs(g[:6]).reshape(6, -1).sum(1) > 0)

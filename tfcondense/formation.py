@@ -11,9 +11,11 @@ snu-mllab/Efficient-Dataset-Condensation, ``condense.py`` ``Synthesizer``):
 * ``identity`` (IDC-I): formed = stored.
 * ``uniform``: the f x f grid decode (``decode_zoom`` of the reference code).
 * ``multiscale``: the uniform decodes at factors 1..f concatenated (``decode_zoom_multi``).
-* ``bound``: the uniform decode, at most ``max_per_class`` formed images per class
-  (a simplification of ``decode_zoom_bound``, which instead lowers the factor of a
-  class's later stored images so that every stored image is still formed).
+* ``bound``: at most ``max_per_class`` formed images per class. ``mode="reference"``
+  (default) is ``decode_zoom_bound``: a class's later stored images are decoded at
+  lower factors (down to 1) so that every stored image is still formed;
+  ``mode="truncate"`` keeps the first ``max_per_class`` formed images of the uniform
+  decode and drops the rest.
 * ``time``: for spectrograms, f segments along the time axis only (f per stored;
   ``speech/condense_speech.py``).
 * ``learnable``: the uniform decode followed by a small residual convolutional
@@ -22,8 +24,9 @@ snu-mllab/Efficient-Dataset-Condensation, ``condense.py`` ``Synthesizer``):
 
 Every formation maps ``(stored [N, H, W, C], labels [N])`` to ``(formed [N*k, H, W, C],
 labels repeated k times)`` in stored-major order: the k formed images of stored image
-i are rows ``i*k .. i*k+k-1``. Upsampling is bilinear with half-pixel centres, the
-semantics of ``tf.image.resize(method="bilinear", antialias=False)`` and PyTorch's
+i are rows ``i*k .. i*k+k-1`` (``bound`` forms fewer, still stored-major). Upsampling
+is bilinear with half-pixel centres, the semantics of
+``tf.image.resize(method="bilinear", antialias=False)`` and PyTorch's
 ``F.interpolate(mode="bilinear", align_corners=False)``, written here as two fixed
 interpolation matrices so the result keeps the input dtype (float64 stays exact,
 bfloat16 stays bfloat16) and the gradient w.r.t. the stored pixels is the exact
@@ -150,6 +153,17 @@ def _check_images(stored: tf.Tensor) -> None:
     raise InvalidConfigError(f"stored images must be floating point, got {stored.dtype.name}")
 
 
+def _numpy_inputs(images, labels, batch) -> Tuple[int, np.ndarray, np.ndarray]:
+  """Validated (batch, float32 images [N, H, W, C], int32 labels [N]) for form_numpy."""
+  batch = _positive_int("batch", batch)
+  images = np.asarray(images, np.float32)
+  labels = np.asarray(labels, np.int32).reshape(-1)
+  if images.ndim != 4 or len(images) != len(labels):
+    raise InvalidConfigError(
+        f"expected images [N, H, W, C] and labels [N], got {images.shape}, {labels.shape}")
+  return batch, images, labels
+
+
 def _image_shape(image_shape: Sequence[int]) -> Tuple[int, int, int]:
   dims = tuple(int(d) for d in image_shape)
   if len(dims) != 3:
@@ -210,6 +224,11 @@ class Formation:
     stored = tf.convert_to_tensor(stored)
     labels = tf.convert_to_tensor(labels)
     _check_images(stored)
+    return self._form_labeled(stored, labels)
+
+  def _form_labeled(self, stored: tf.Tensor,
+                    labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`__call__` after validation: `_form`, labels repeated, then the `_keep` mask."""
     formed = self._form(stored)
     formed_labels = tf.repeat(labels, self.formed_per_stored())
     keep = self._keep(labels)
@@ -279,12 +298,7 @@ class Formation:
     Returns:
       (formed float32 [M, H, W, C], formed_labels int32 [M]).
     """
-    batch = _positive_int("batch", batch)
-    images = np.asarray(images, np.float32)
-    labels = np.asarray(labels, np.int32).reshape(-1)
-    if images.ndim != 4 or len(images) != len(labels):
-      raise InvalidConfigError(
-          f"expected images [N, H, W, C] and labels [N], got {images.shape}, {labels.shape}")
+    batch, images, labels = _numpy_inputs(images, labels, batch)
     k = self.formed_per_stored()
     chunks = [self._form(tf.constant(images[i:i + batch])).numpy()
               for i in range(0, len(images), batch)]
@@ -358,38 +372,206 @@ class MultiscaleFormation(Formation):
     return tf.reshape(tf.concat(per_scale, axis=1), [-1, h, w, c])
 
 
+BOUND_MODES = ("reference", "truncate")
+
+
+@tf.custom_gradient
+def _dense_gradient(x: tf.Tensor):
+  """Identity whose gradient is a dense tensor (tf.gather alone would give
+  tf.IndexedSlices w.r.t. the stored images, unlike every other formation)."""
+  return tf.identity(x), tf.convert_to_tensor
+
+
+def bound_schedule(num_stored: int, factor: int,
+                   max_per_class: int = 128) -> List[Tuple[int, int]]:
+  """How IDC's ``decode_zoom_bound`` splits one class's stored images among factors.
+
+  Greedy from the highest factor down: with `budget` stored images still to decode
+  and `decoded` formed so far, factor j (> 1) takes
+  ``n_j = min((max_per_class - decoded - budget) // j**2, budget)`` images, the next
+  ones in stored order, and factor 1 takes the rest. One formed image is reserved for
+  every stored image not yet decoded, so the total never exceeds the cap.
+
+  Args:
+    num_stored: the class's stored images.
+    factor: the largest factor f.
+    max_per_class: the cap.
+
+  Returns:
+    [(j, n_j)] for j = f, f-1, ..., 1 (the images decoded at j are the next n_j
+    in stored order); formed images = sum(n_j * j * j).
+
+  Raises:
+    InvalidConfigError: f > 1 and num_stored > max_per_class (the reference's
+      arithmetic breaks down there: negative slice sizes).
+  """
+  num_stored, factor = int(num_stored), _check_factor(factor)
+  cap = _positive_int("max_per_class", max_per_class)
+  _check_bound_count(num_stored, factor, cap)
+  schedule, budget, decoded = [], num_stored, 0
+  for j in range(factor, 1, -1):
+    n = min((cap - decoded - budget) // (j * j), budget)
+    schedule.append((j, n))
+    budget -= n
+    decoded += n * j * j
+  schedule.append((1, budget))
+  return schedule
+
+
+def _check_bound_count(count: int, factor: int, cap: int) -> None:
+  if factor > 1 and count > cap:
+    raise InvalidConfigError(_bound_count_message(factor, cap) + f" (got {count})")
+
+
+def _bound_count_message(factor: int, cap: int) -> str:
+  return (f"bound formation (mode='reference', factor {factor}) needs at most "
+          f"max_per_class={cap} stored images per class, since every stored image is "
+          f"formed at least once; raise max_per_class or use mode='truncate'")
+
+
 @FORMATIONS.register("bound")
 class BoundFormation(UniformFormation):
-  """Uniform formation capped at `max_per_class` formed images per class (IDC "bound").
+  """Multi-formation with at most `max_per_class` formed images per class (IDC "bound").
 
-  Deterministic: within a class, the formed images are kept in stored-major order
-  (first stored image's tiles first) until the cap. Classes are grouped by label
-  value, whatever the order of the stored set.
+  ``mode="reference"`` (default) follows ``Synthesizer.decode_zoom_bound`` in
+  ``condense.py`` of snu-mllab/Efficient-Dataset-Condensation, which the reference
+  applies to one class's ipc stored images at a time (``Synthesizer.decode`` with
+  ``decode_type='bound'``, bound 128): going from factor f down to 2, the next
+  ``min((bound - decoded - remaining) // j**2, remaining)`` stored images are decoded
+  at factor j (uniform j x j tiles), where ``remaining`` counts the stored images
+  not yet decoded and ``decoded`` the formed images so far; the images left over are
+  used as they are (factor 1). Every stored image is formed and a class forms at
+  most `max_per_class` images, though not always exactly that many: one formed image
+  is reserved per stored image, so ipc 50, f = 2, cap 128 gives 19 images at
+  factor 2 and 31 at factor 1, 107 formed (see `bound_schedule`). Differences from
+  the reference: the formed images are stored-major (the reference concatenates the
+  factor groups, each tile-major); classes are the label values of the batch, in
+  any order and of any sizes (each class's images take the factors in stored
+  order); and a class with more than `max_per_class` stored images at f > 1, where
+  the reference's arithmetic goes wrong (negative slices), raises
+  InvalidConfigError when the labels are known at trace time (eager, or constant
+  labels in a tf.function) and fails a ``tf.debugging`` assertion
+  (InvalidArgumentError) at run time otherwise. At f = 1 nothing is capped, as the
+  reference does not call the bound decode then.
+
+  ``mode="truncate"``: the uniform decode, keeping each class's formed images in
+  stored-major order (first stored image's tiles first) until the cap; the stored
+  images past it receive no gradient.
+
+  Both group classes by label value, whatever the order of the stored set.
+  `formed_per_stored()` is the upper bound f * f; `storage(..., num_classes=...)`
+  reports the mode's real formed count for equally sized classes.
 
   Args:
     factor: f.
     max_per_class: the cap (the reference uses 128).
+    mode: "reference" or "truncate".
   """
 
   name = "bound"
 
-  def __init__(self, factor: int = 1, max_per_class: int = 128):
+  def __init__(self, factor: int = 1, max_per_class: int = 128, mode: str = "reference"):
     super().__init__(factor)
     self.max_per_class = _positive_int("max_per_class", max_per_class)
+    if mode not in BOUND_MODES:
+      raise InvalidConfigError(
+          f"bound formation mode must be one of {BOUND_MODES}, got {mode!r}")
+    self.mode = mode
 
   def _options(self) -> dict:
-    return {"max_per_class": self.max_per_class}
+    return {"max_per_class": self.max_per_class, "mode": self.mode}
 
+  # -- truncate
   def _keep(self, labels: tf.Tensor) -> tf.Tensor:
     k = self.formed_per_stored()
     first = rank_within_class(labels) * k  # class rank of each stored image's first tile
     rank = tf.reshape(first[:, None] + tf.range(k, dtype=first.dtype)[None, :], [-1])
     return rank < self.max_per_class
 
+  # -- reference
+  def stored_factors(self, labels: tf.Tensor) -> tf.Tensor:
+    """The factor (1..f) each stored image is decoded at in reference mode.
+
+    Vectorised `bound_schedule` over the classes: works for dynamic N and inside
+    tf.function.
+
+    Args:
+      labels: [N] integer labels.
+
+    Returns:
+      int32 [N].
+    """
+    labels = tf.reshape(tf.convert_to_tensor(labels), [-1])
+    cap = self.max_per_class
+    rank = rank_within_class(labels)
+    _, class_index, counts = tf.unique_with_counts(labels, out_idx=tf.int32)
+    checks = []
+    if self.factor > 1:
+      static = tf.get_static_value(labels)
+      if static is not None:
+        if static.size:
+          _check_bound_count(int(np.unique(static, return_counts=True)[1].max()),
+                             self.factor, cap)
+      else:
+        checks.append(tf.debugging.assert_less_equal(
+            counts, tf.constant(cap, tf.int32), message=_bound_count_message(self.factor, cap)))
+    budget = tf.gather(counts, class_index)  # each image's class count, then what is left
+    decoded = tf.zeros_like(budget)
+    start = tf.zeros_like(budget)
+    factors = tf.ones_like(budget)
+    for j in range(self.factor, 1, -1):
+      n = tf.clip_by_value((cap - decoded - budget) // (j * j), 0, budget)
+      taken = (rank >= start) & (rank < start + n)
+      factors = tf.where(taken, tf.fill(tf.shape(factors), j), factors)
+      start += n
+      budget -= n
+      decoded += n * (j * j)
+    with tf.control_dependencies(checks):
+      return tf.identity(factors)
+
+  def _form_mixed(self, stored: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
+    """Decodes stored image i at factors[i], stored-major (differentiable)."""
+    stored = _dense_gradient(stored)
+    factors = tf.cast(factors, tf.int32)
+    offsets = tf.cumsum(factors * factors, exclusive=True)  # first row of each image
+    parts, rows = [], []
+    for j in range(self.factor, 0, -1):
+      index = tf.reshape(tf.where(tf.equal(factors, j)), [-1])
+      parts.append(grid_decode(tf.gather(stored, index), j, j))
+      first = tf.gather(offsets, index)
+      rows.append(tf.reshape(first[:, None] + tf.range(j * j)[None, :], [-1]))
+    formed = tf.concat(parts, axis=0)
+    return tf.gather(formed, tf.math.invert_permutation(tf.concat(rows, axis=0)))
+
+  def _form_labeled(self, stored: tf.Tensor,
+                    labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    if self.mode == "truncate":
+      return super()._form_labeled(stored, labels)
+    factors = self.stored_factors(labels)
+    return (self._form_mixed(stored, factors),
+            tf.repeat(tf.reshape(labels, [-1]), factors * factors))
+
+  def form_numpy(self, images: np.ndarray, labels: np.ndarray,
+                 batch: int = 256) -> Tuple[np.ndarray, np.ndarray]:
+    """As `Formation.form_numpy`; the factors are planned over the whole set."""
+    if self.mode == "truncate":
+      return super().form_numpy(images, labels, batch)
+    batch, images, labels = _numpy_inputs(images, labels, batch)
+    factors = self.stored_factors(tf.constant(labels)).numpy()  # whole set's classes
+    chunks = [self._form_mixed(tf.constant(images[i:i + batch]),
+                               tf.constant(factors[i:i + batch])).numpy()
+              for i in range(0, len(images), batch)]
+    formed = (np.concatenate(chunks) if chunks
+              else np.zeros((0,) + images.shape[1:], np.float32))
+    return formed.astype(np.float32), np.repeat(labels, factors * factors).astype(np.int32)
+
   def _formed_count(self, num_stored: int, num_classes: Optional[int]) -> int:
     classes = int(num_classes) if num_classes else 1
-    per_class = (num_stored // classes) * self.formed_per_stored()
-    return classes * min(self.max_per_class, per_class)
+    per_class = num_stored // classes
+    if self.mode == "truncate":
+      return classes * min(self.max_per_class, per_class * self.formed_per_stored())
+    schedule = bound_schedule(per_class, self.factor, self.max_per_class)
+    return classes * sum(n * j * j for j, n in schedule)
 
 
 @FORMATIONS.register("time")
@@ -529,7 +711,8 @@ def make_formation(name: str, factor: int = 1, **options) -> Formation:
   Args:
     name: identity, uniform, multiscale, bound, time or learnable.
     factor: the formation factor f >= 1.
-    **options: the formation's options (max_per_class, axis, width, seed, channels).
+    **options: the formation's options (max_per_class, mode, axis, width, seed,
+      channels).
 
   Raises:
     UnknownNameError: unknown name.

@@ -280,7 +280,8 @@ class IDC:
     k = self.config.max_formed_per_class
     if n <= k:
       return x
-    pos = tf.math.top_k(tf.random.stateless_uniform([tf.shape(x)[0]], seed), k=k,
+    rows = tf.shape(x)[0]  # a bound formation may form fewer than its upper bound
+    pos = tf.math.top_k(tf.random.stateless_uniform([rows], seed), k=tf.minimum(k, rows),
                         sorted=False).indices
     return tf.gather(x, pos)
 
