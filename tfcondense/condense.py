@@ -1,6 +1,7 @@
 """`condense(...)`: run a synthesis method on a source and write its artifact.
 
-Synthesis methods register a `SynthesisSpec` in `SYNTHESIS`: the config dataclass,
+Synthesis methods register a `SynthesisSpec` in `SYNTHESIS` (tfcondense/methods/base.py)
+from their own module: the config dataclass,
 its defaults for the method name (IDC-I is IDC with factor 1) and how to build the
 method object that `tfcondense.engine.run` drives. Everything after the loop (the
 artifact with its budget and storage accounting, the PNG grids) is shared.
@@ -9,49 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 from tfcondense import artifact as artifact_lib
 from tfcondense import engine
 from tfcondense import viz
-from tfcondense.registry import Registry
+from tfcondense.methods.base import SYNTHESIS, SynthesisSpec  # noqa: F401 (re-exported)
 
 
-@dataclasses.dataclass(frozen=True)
-class SynthesisSpec:
-  """How to make one synthesis method.
-
-  Attributes:
-    config_cls: its frozen config dataclass.
-    build: (source, config, init_options) -> a method object for `engine.run`.
-    defaults: config overrides implied by the method name (e.g. factor=1 for IDC-I).
-    description: one line for --help.
-  """
-
-  config_cls: type
-  build: Callable[..., Any]
-  defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
-  description: str = ""
+#: Modules whose import registers their synthesis methods.
+_METHOD_MODULES = ("idc",)
 
 
-SYNTHESIS = Registry("synthesis method", hint="Synthesis methods: see tfcondense/condense.py.")
+def _load_methods() -> None:
+  import importlib  # pylint: disable=g-import-not-at-top
+  for name in _METHOD_MODULES:
+    importlib.import_module(f"tfcondense.methods.{name}")
 
 
-def _register_builtin() -> None:
-  from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
-
-  def build_idc(source, config, init_options):
-    return idc.IDC(source, config, init_options=init_options)
-
-  SYNTHESIS.register("idc")(SynthesisSpec(
-      idc.IDCConfig, build_idc, {},
-      "IDC (Kim et al. 2022): multi-formation (factor 2 default) + gradient matching"))
-  SYNTHESIS.register("idc_i")(SynthesisSpec(
-      idc.IDCConfig, build_idc, {"factor": 1},
-      "IDC-I: IDC without multi-formation (factor 1)"))
-
-
-_register_builtin()
+_load_methods()
 
 
 @dataclasses.dataclass(frozen=True)

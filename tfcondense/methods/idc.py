@@ -33,11 +33,11 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tfcondense import formation as formation_lib
 from tfcondense import matching
 from tfcondense import synthetic as synthetic_lib
 from tfcondense.augment import mix
 from tfcondense.augment import ops as dsa_ops
+from tfcondense.methods import base
 from tfcondense.errors import InvalidConfigError
 
 #: Reference defaults per source (REFERENCE.md section 1): base data learning rate
@@ -162,17 +162,6 @@ class IDCConfig:
     return d
 
 
-def _fold(seed, *salts):
-  for s in salts:
-    seed = tf.random.experimental.stateless_fold_in(seed, s)
-  return seed
-
-
-def _ce(logits, labels):
-  logits = tf.cast(logits, tf.float32)
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-
-
 class IDC:
   """The IDC method object driven by `tfcondense.engine.run` (one step = one inner
   iteration).
@@ -191,12 +180,7 @@ class IDC:
     self.config = cfg
     self.source = source
     source.check_ipc(cfg.ipc)
-    if synthetic is None:
-      form = formation_lib.make_formation(cfg.formation, cfg.factor,
-                                          **dict(cfg.formation_options))
-      synthetic = synthetic_lib.SyntheticSet.initialize(
-          source, cfg.ipc, form, init=cfg.init, seed=cfg.seed, **(init_options or {}))
-    self.synthetic = synthetic
+    self.synthetic = synthetic or base.make_synthetic(source, cfg, init_options)
     self.num_classes = source.num_classes
     self.total_steps = cfg.outer_iterations * cfg.inner_iterations
 
@@ -205,22 +189,9 @@ class IDC:
                                          **dict(cfg.model_options))
     self.matched = matching.matched_variables(self.model, cfg.match_layers)
     self._net_vars = list(self.model.trainable_variables)
-    self._net_buffers = [tf.Variable(tf.zeros_like(v), trainable=False)
-                         for v in self._net_vars]
-    self._img_buffers = [tf.Variable(tf.zeros_like(v), trainable=False)
-                         for v in self.synthetic.trainable_variables]
-
-    # Real data live in one non-trainable variable (not in checkpoints, not baked into
-    # the graph as a constant); per-class index table padded with -1.
-    self._real = tf.Variable(source.train_images, trainable=False, name="real_images")
-    self._real_labels = tf.constant(source.train_labels, tf.int32)
-    counts = source.class_counts()
-    table = np.full((self.num_classes, counts.max()), -1, np.int64)
-    for c in range(self.num_classes):
-      table[c, :counts[c]] = source.class_indices(c)
-    self._class_table = tf.constant(table)
-    self._mean = tf.constant(source.mean, tf.float32)
-    self._std = tf.constant(source.std, tf.float32)
+    self._net_buffers = base.zeros_like_all(self._net_vars)
+    self._img_buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    self.real = base.RealData(source)
     self._siamese = dsa_ops.DSA(cfg.strategy, mode="all")
     self._net_aug = dsa_ops.DSA(cfg.net_strategy, mode="all")
     self._seed = tf.constant([cfg.seed, 0x1DC], tf.int64)
@@ -246,9 +217,7 @@ class IDC:
     if self.config.pretrained:
       self.model.load_weights(self.config.pretrained[outer % len(self.config.pretrained)])
     else:
-      seed = int(tf.random.experimental.stateless_fold_in(
-          tf.constant([self.config.seed, 0x0E7], tf.int64), outer)[0].numpy()) % (2**31 - 1)
-      initialize(self.model, seed)
+      initialize(self.model, base.fresh_seed(self.config.seed, 0x0E7, outer))
     for b in self._net_buffers:
       b.assign(tf.zeros_like(b))
     self.synthetic.clamp()
@@ -266,15 +235,6 @@ class IDC:
     self._net_fn(s, tf.constant(self.config.net_steps, tf.int32))
     return {"loss": loss}
 
-  def _normalize(self, x):
-    return (x - self._mean) / self._std
-
-  def _real_of_class(self, c, seed):
-    row = self._class_table[c]
-    keys = tf.where(row >= 0, tf.random.stateless_uniform(tf.shape(row), seed), -1.0)
-    pos = tf.math.top_k(keys, k=self.config.real_per_class, sorted=False).indices
-    return tf.gather(self._real, tf.gather(row, pos))
-
   def _subsample(self, x, seed):
     n = int(self.config.ipc * self.synthetic.formation.formed_per_stored())
     k = self.config.max_formed_per_class
@@ -289,18 +249,19 @@ class IDC:
     """Matching loss of class `c` under one siamese draw (differentiable w.r.t. the
     stored images through the formation); returns (loss, grads w.r.t. tape_vars)."""
     cfg = self.config
-    params = self._siamese.sample(1, _fold(seed, 1))
-    real = self._siamese.apply(self._normalize(self._real_of_class(c, _fold(seed, 2))), params)
-    y_real = tf.fill([cfg.real_per_class], tf.cast(c, tf.int32))
+    params = self._siamese.sample(1, base.fold(seed, 1))
+    real = self.real.class_batch(c, cfg.real_per_class, base.fold(seed, 2))
+    real = self._siamese.apply(self.real.normalize(real), params)
+    y_real = tf.fill(tf.shape(real)[:1], tf.cast(c, tf.int32))
     with tf.GradientTape() as tape:
-      loss_real = _ce(self.model(real, training=True), y_real)
+      loss_real = base.cross_entropy(self.model(real, training=True), y_real)
     g_real = tape.gradient(loss_real, self.matched)
     with tf.GradientTape() as outer:
-      formed = self._subsample(self.synthetic.formed_class(c), _fold(seed, 3))
-      syn = self._siamese.apply(self._normalize(formed), params)
+      formed = self._subsample(self.synthetic.formed_class(c), base.fold(seed, 3))
+      syn = self._siamese.apply(self.real.normalize(formed), params)
       y_syn = tf.fill(tf.shape(syn)[:1], tf.cast(c, tf.int32))
       with tf.GradientTape() as inner:
-        loss_syn = _ce(self.model(syn, training=True), y_syn)
+        loss_syn = base.cross_entropy(self.model(syn, training=True), y_syn)
       g_syn = inner.gradient(loss_syn, self.matched)
       loss = matching.match_loss(g_real, g_syn, cfg.metric)
     return loss, outer.gradient(loss, tape_vars)
@@ -316,12 +277,12 @@ class IDC:
   def _match_all(self, step):
     """All classes' matching steps of inner iteration `step`; returns the mean loss."""
     cfg = self.config
-    seed = _fold(self._seed, step, 7)
+    seed = base.fold(self._seed, step, 7)
     variables = self.synthetic.trainable_variables
     lrs = [cfg.lr_img] + [cfg.lr_formation] * (len(variables) - 1)
     total = tf.constant(0.0)
     for c in range(self.num_classes):
-      loss, grads = self.class_match_loss(c, _fold(seed, c), variables)
+      loss, grads = self.class_match_loss(c, base.fold(seed, c), variables)
       self._apply_data_grads(grads, variables, lrs)
       total += loss
     return total / self.num_classes
@@ -330,23 +291,18 @@ class IDC:
   def _network_update(self, step, count):
     """`count` SGD steps of the network on real data (augmentation + CutMix)."""
     cfg = self.config
-    n = tf.shape(self._real_labels, out_type=tf.int64)[0]
-    seed = _fold(self._seed, step, 8)
+    seed = base.fold(self._seed, step, 8)
     for i in tf.range(count):
-      s = _fold(seed, tf.cast(i, tf.int64))
-      idx = tf.random.stateless_uniform([cfg.net_batch], _fold(s, 1), 0, n, dtype=tf.int64)
-      x = self._normalize(tf.gather(self._real, idx))
-      x = self._net_aug(x, _fold(s, 2))
-      y = tf.gather(self._real_labels, idx)
-      x, ya, yb, lam = mix.cutmix(x, y, _fold(s, 3), prob=cfg.cutmix_prob, beta=cfg.cutmix_beta)
+      s = base.fold(seed, tf.cast(i, tf.int64))
+      x, y = self.real.random_batch(cfg.net_batch, base.fold(s, 1))
+      x = self._net_aug(self.real.normalize(x), base.fold(s, 2))
+      x, ya, yb, lam = mix.cutmix(x, y, base.fold(s, 3), prob=cfg.cutmix_prob,
+                                  beta=cfg.cutmix_beta)
       with tf.GradientTape() as tape:
         loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
       grads = tape.gradient(loss, self._net_vars)
-      for v, b, g in zip(self._net_vars, self._net_buffers, grads):
-        if g is None:
-          continue
-        b.assign(cfg.momentum_net * b + g + cfg.weight_decay_net * v)
-        v.assign_sub(cfg.lr_net * b)
+      base.sgd_momentum(self._net_vars, self._net_buffers, grads, cfg.lr_net,
+                        cfg.momentum_net, cfg.weight_decay_net)
     return tf.constant(0)
 
 
@@ -373,3 +329,13 @@ def save_pretrained(source, directory: str, count: int, steps: int,
     method.model.save_weights(path)
     paths.append(path)
   return paths
+
+
+def _build(source, config, init_options):
+  return IDC(source, config, init_options=init_options)
+
+
+base.register("idc", IDCConfig, _build,
+              "IDC (Kim et al. 2022): multi-formation (factor 2 default) + gradient matching")
+base.register("idc_i", IDCConfig, _build, "IDC-I: IDC without multi-formation (factor 1)",
+              factor=1)
