@@ -91,3 +91,39 @@ def match_loss(grads_real: Sequence[tf.Tensor], grads_syn: Sequence[tf.Tensor],
       continue
     total += dist(tf.cast(tf.stop_gradient(gr), tf.float32), tf.cast(gs, tf.float32))
   return total
+
+
+def gradient_match(model, matched: Sequence[tf.Variable], real: tf.Tensor, y_real: tf.Tensor,
+                   syn: tf.Tensor, y_syn: tf.Tensor, metric: str = "l1",
+                   cross_entropy=None) -> tf.Tensor:
+  """The matching loss of one class: distance between the gradients on `real` and `syn`.
+
+  Call it inside a `tf.GradientTape` that watches what `syn` was computed from (the
+  stored images): the synthetic gradient is taken with a nested tape, so the returned
+  loss is differentiable w.r.t. `syn` (second order); the real gradient is constant.
+
+  Args:
+    model: the network (called with training=True).
+    matched: the variables whose gradients are matched (`matched_variables`).
+    real, y_real: the (augmented, normalised) real batch and its labels.
+    syn, y_syn: the synthetic batch, augmented with the same draw, and its labels.
+    metric: a name in DISTANCES.
+    cross_entropy: loss(logits, labels) (default: mean sparse softmax CE in float32).
+
+  Returns:
+    The float32 scalar loss.
+  """
+  ce = cross_entropy or _cross_entropy
+  with tf.GradientTape() as tape:
+    loss_real = ce(model(real, training=True), y_real)
+  g_real = tape.gradient(loss_real, matched)
+  with tf.GradientTape() as inner:
+    loss_syn = ce(model(syn, training=True), y_syn)
+  g_syn = inner.gradient(loss_syn, matched)
+  return match_loss(g_real, g_syn, metric)
+
+
+def _cross_entropy(logits, labels):
+  logits = tf.cast(logits, tf.float32)
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      tf.cast(labels, tf.int32), logits))

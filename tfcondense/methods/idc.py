@@ -253,17 +253,12 @@ class IDC:
     real = self.real.class_batch(c, cfg.real_per_class, base.fold(seed, 2))
     real = self._siamese.apply(self.real.normalize(real), params)
     y_real = tf.fill(tf.shape(real)[:1], tf.cast(c, tf.int32))
-    with tf.GradientTape() as tape:
-      loss_real = base.cross_entropy(self.model(real, training=True), y_real)
-    g_real = tape.gradient(loss_real, self.matched)
     with tf.GradientTape() as outer:
       formed = self._subsample(self.synthetic.formed_class(c), base.fold(seed, 3))
       syn = self._siamese.apply(self.real.normalize(formed), params)
       y_syn = tf.fill(tf.shape(syn)[:1], tf.cast(c, tf.int32))
-      with tf.GradientTape() as inner:
-        loss_syn = base.cross_entropy(self.model(syn, training=True), y_syn)
-      g_syn = inner.gradient(loss_syn, self.matched)
-      loss = matching.match_loss(g_real, g_syn, cfg.metric)
+      loss = matching.gradient_match(self.model, self.matched, real, y_real, syn, y_syn,
+                                     cfg.metric)
     return loss, outer.gradient(loss, tape_vars)
 
   def _apply_data_grads(self, grads, variables, lrs):
