@@ -1,4 +1,4 @@
-r"""Condense a dataset with a synthesis method (IDC, IDC-I), resumably.
+r"""Condense a dataset with a synthesis method (IDC, IDC-I, DM, DC, DSA, KIP, MTT), resumably.
 
 Example (about 10 minutes on the 2-core CPU machine):
 
@@ -27,7 +27,8 @@ _SOURCE = flags.DEFINE_string("source", "fashion_mnist", "Data source (see apps.
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the source's files are.")
 _LIMIT = flags.DEFINE_integer("limit_per_class", None,
                               "Use only the first N training images per class (smoke runs).")
-_METHOD = flags.DEFINE_string("method", "idc", "Synthesis method: idc or idc_i.")
+_METHOD = flags.DEFINE_string("method", "idc",
+                              "Synthesis method: idc, idc_i, dm, dm_mf, dc, dsa, kip, mtt.")
 _IPC = flags.DEFINE_integer("ipc", 10, "Stored images per class (the storage budget).")
 _FACTOR = flags.DEFINE_integer("factor", None,
                                "Multi-formation factor f (idc default 2, idc_i 1): each stored "
@@ -39,15 +40,23 @@ _INIT = flags.DEFINE_string("init", None,
                             "mix (default for f > 1), random (default for f = 1), noise, "
                             "kcenter, herding.")
 _OUTER = flags.DEFINE_integer("outer_iterations", None,
-                              "Outer iterations (fresh network each); paper 2000.")
-_INNER = flags.DEFINE_integer("inner_iterations", None, "Inner iterations per outer; paper 100.")
+                              "IDC: outer iterations (fresh network each); paper 2000.")
+_INNER = flags.DEFINE_integer("inner_iterations", None,
+                              "IDC: inner iterations per outer; paper 100.")
+_ITERS = flags.DEFINE_integer("iterations", None,
+                              "DM / DC / DSA / KIP / MTT: iterations (DM 20000, DC 1000).")
+_SET = flags.DEFINE_multi_string("set", [],
+                                 "Any other config field as key=value (repeatable), e.g. "
+                                 "--set real_per_class=128 --set strategy=color_crop. Values "
+                                 "are parsed as Python literals when they can be.")
 _LR_IMG = flags.DEFINE_float("lr_img", None,
                              "Data learning rate (default: the source's reference value x ipc/10).")
 _METRIC = flags.DEFINE_enum("metric", None, ["l1", "mse", "cos"],
                             "Gradient distance (default: l1 for MNIST-like, mse for CIFAR/SVHN).")
-_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
-                               "Network precision during matching (bfloat16 ~1.3x faster here).")
-_MODEL = flags.DEFINE_string("model", "convnet3", "Matching network.")
+_PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],
+                               "Network precision during matching (default float32; bfloat16 "
+                               "is ~1.3x faster here).")
+_MODEL = flags.DEFINE_string("model", None, "Matching / embedding network (default convnet3).")
 _PRETRAIN = flags.DEFINE_integer("pretrain_steps", None,
                                  "Network steps on real data at the start of every outer "
                                  "iteration, before matching (default 0).")
@@ -76,6 +85,22 @@ _DETERMINISTIC = flags.DEFINE_bool("deterministic", False,
                                    "Enable TF op determinism (bit-identical resumes).")
 
 
+def _parse_sets(items):
+  """{"key": value} from ["key=value", ...]; values as Python literals when possible."""
+  import ast  # pylint: disable=g-import-not-at-top
+  from tfcondense import errors  # pylint: disable=g-import-not-at-top
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+      raise errors.InvalidConfigError(f"--set expects key=value, got {item!r}")
+    try:
+      out[key.strip()] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[key.strip()] = value
+  return out
+
+
 @_common.friendly_errors
 def main(argv):
   del argv
@@ -96,9 +121,12 @@ def main(argv):
   source = data.load_source(_SOURCE.value, **kwargs)
   overrides = dict(factor=_FACTOR.value, formation=_FORMATION.value, init=_INIT.value,
                    outer_iterations=_OUTER.value, inner_iterations=_INNER.value,
+                   iterations=_ITERS.value,
                    lr_img=_LR_IMG.value, metric=_METRIC.value, precision=_PRECISION.value,
                    model=_MODEL.value, seed=_SEED.value, pretrain_steps=_PRETRAIN.value,
                    pretrained=tuple(_PRETRAINED.value) if _PRETRAINED.value else None)
+  overrides = {k: v for k, v in overrides.items() if v is not None}
+  overrides.update(_parse_sets(_SET.value))
   options = engine.RunOptions(workdir=_WORKDIR.value, minutes=_MINUTES.value,
                               max_steps=_MAX_STEPS.value,
                               checkpoint_seconds=_CKPT_S.value,
@@ -110,7 +138,7 @@ def main(argv):
   meta = res.artifact.meta
   run = res.run
   print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
-        f"{run.steps}/{run.total_steps} inner iterations in {run.seconds / 60:.1f} min "
+        f"{run.steps}/{run.total_steps} iterations in {run.seconds / 60:.1f} min "
         f"({run.stopped}{', resumed at ' + str(run.resumed_from) if run.resumed_from else ''})"
         f", last matching loss {run.last_loss if run.last_loss is not None else float('nan'):.4g}")
   st = meta["storage"]

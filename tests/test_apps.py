@@ -76,6 +76,12 @@ def test_condense_bad_input_is_one_clear_line(tmp_path):
   out = run_app("apps.condense", "--source", "digits", "--formation", "zigzag",
                 "--workdir", str(tmp_path / "z"))
   assert out.returncode == 2 and "unknown formation 'zigzag'" in out.stderr, out.stderr
+  out = run_app("apps.condense", "--source", "digits", "--method", "dm", "--factor", "2",
+                "--outer_iterations", "3", "--workdir", str(tmp_path / "d"))
+  assert out.returncode == 2 and "dm has no setting(s) ['outer_iterations']" in out.stderr
+  out = run_app("apps.condense", "--source", "digits", "--method", "dm", "--set", "nope",
+                "--workdir", str(tmp_path / "e"))
+  assert out.returncode == 2 and "--set expects key=value" in out.stderr
 
 
 def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
@@ -85,7 +91,7 @@ def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
           "--evaluate", "--protocol", "smoke", "--repetitions", "1"]
   out = run_app(*args)
   assert out.returncode == 0, out.stderr
-  assert "2/2 inner iterations" in out.stdout and "evaluation:" in out.stdout
+  assert "2/2 iterations" in out.stdout and "evaluation:" in out.stdout
   assert "10 stored images" in out.stdout and "-> 40 formed images" in out.stdout
   art = work / "artifact"
   assert {"images.npy", "labels.npy", "meta.json", "stored.png", "formed.png",
@@ -96,3 +102,13 @@ def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
   assert out.returncode == 0, out.stderr
   rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
   assert rows[0]["num_images"] == 40 and rows[0]["method"] == "idc"
+
+
+def test_condense_dm_with_set_flags(tmp_path):
+  out = run_app("apps.condense", "--source", "digits", "--method", "dm", "--ipc", "2",
+                "--iterations", "3", "--set", "real_per_class=32", "--set",
+                "strategy='color_crop'", "--workdir", str(tmp_path))
+  assert out.returncode == 0, out.stderr
+  assert "3/3 iterations" in out.stdout
+  meta = json.loads((tmp_path / "artifact" / "meta.json").read_text())
+  assert meta["config"]["real_per_class"] == 32 and meta["config"]["strategy"] == "color_crop"
