@@ -1,0 +1,83 @@
+"""SyntheticSet: initialisers, class slices, clamping, storage, formed images."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fixtures import quadrant_source
+from tfcondense import formation, synthetic
+from tfcondense.errors import InvalidConfigError
+
+
+def _brightest_quadrant(img):
+  x = img.mean(axis=-1)
+  h = x.shape[0] // 2
+  q = [x[:h, :h].mean(), x[:h, h:].mean(), x[h:, :h].mean(), x[h:, h:].mean()]
+  return int(np.argmax(q))
+
+
+def test_mix_init_tiles_downsampled_real_images_of_the_class():
+  src = quadrant_source()
+  form = formation.make_formation("uniform", 2)
+  s = synthetic.SyntheticSet.initialize(src, 2, form, init="mix", seed=3)
+  assert s.images.shape == (8, 16, 16, 1)
+  assert s.labels.numpy().tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+  fx, fy = s.formed_numpy()
+  assert fx.shape == (32, 16, 16, 1) and np.bincount(fy).tolist() == [8] * 4
+  # Every formed image is an (upsampled) real image of its class: bright quadrant = class.
+  assert [_brightest_quadrant(x) for x in fx] == fy.tolist()
+
+
+def test_mix_tiles_places_each_image_in_its_tile():
+  imgs = np.stack([np.full((4, 4, 1), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4)])
+  out = synthetic.mix_tiles(imgs, (2, 2), (4, 4, 1))
+  np.testing.assert_allclose(out[0, :2, :2, 0], 0.1, atol=1e-6)
+  np.testing.assert_allclose(out[0, :2, 2:, 0], 0.2, atol=1e-6)
+  np.testing.assert_allclose(out[0, 2:, :2, 0], 0.3, atol=1e-6)
+  np.testing.assert_allclose(out[0, 2:, 2:, 0], 0.4, atol=1e-6)
+  # Time formation: tiles stacked along time (rows) only.
+  out = synthetic.mix_tiles(imgs[:2], (2, 1), (4, 4, 1))
+  np.testing.assert_allclose(out[0, :2, :, 0], 0.1, atol=1e-6)
+  np.testing.assert_allclose(out[0, 2:, :, 0], 0.2, atol=1e-6)
+
+
+@pytest.mark.parametrize("init", ["random", "kcenter", "herding"])
+def test_real_inits_take_images_of_the_right_class(init, tmp_path):
+  src = quadrant_source()
+  s = synthetic.SyntheticSet.initialize(src, 3, init=init, seed=1, cache_dir=str(tmp_path))
+  imgs, labels = s.numpy()
+  assert [_brightest_quadrant(x) for x in imgs] == labels.tolist()
+  # Each stored image is one of the class's real images.
+  for x, y in zip(imgs, labels):
+    assert np.min(np.abs(src.images_of_class(y) - x).reshape(-1, 256).sum(1)) < 1e-5
+
+
+def test_noise_init_is_seeded_and_in_range():
+  src = quadrant_source()
+  a = synthetic.SyntheticSet.initialize(src, 2, init="noise", seed=4).numpy()[0]
+  b = synthetic.SyntheticSet.initialize(src, 2, init="noise", seed=4).numpy()[0]
+  c = synthetic.SyntheticSet.initialize(src, 2, init="noise", seed=5).numpy()[0]
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c) and a.min() >= 0 and a.max() <= 1
+
+
+def test_class_slices_clamp_and_storage():
+  src = quadrant_source()
+  s = synthetic.SyntheticSet.initialize(src, 2, formation.make_formation("uniform", 2))
+  np.testing.assert_array_equal(s.stored_class(2).numpy(), s.images.numpy()[4:6])
+  assert s.formed_class(2).shape == (8, 16, 16, 1)
+  s.images.assign(s.images * 3 - 1)
+  s.clamp()
+  assert s.images.numpy().min() >= 0 and s.images.numpy().max() <= 1
+  st = s.storage()
+  assert st["stored_images"] == 8 and st["stored_pixels"] == 8 * 256
+  assert st["stored_bytes"] == 4 * 8 * 256 and st["formed_images"] == 32
+
+
+def test_bad_input():
+  src = quadrant_source()
+  with pytest.raises(InvalidConfigError, match="exceeds"):
+    synthetic.SyntheticSet.initialize(src, 21)
+  with pytest.raises(InvalidConfigError):
+    synthetic.SyntheticSet(np.zeros((5, 4, 4, 1), np.float32), num_classes=2)
+  with pytest.raises(Exception, match="unknown initialisation"):
+    synthetic.SyntheticSet.initialize(src, 2, init="zeros")
