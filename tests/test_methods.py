@@ -91,3 +91,16 @@ def test_init_paths(init, tmp_path):
     x = imgs[m.synthetic.labels.numpy() == c].mean(axis=(0, 3))
     q = [x[:8, :8].mean(), x[:8, 8:].mean(), x[8:, :8].mean(), x[8:, 8:].mean()]
     assert int(np.argmax(q)) == c
+
+
+def test_fresh_networks_differ_between_iterations():
+  from tfcondense.methods import base
+  seeds = {base.fresh_seed(0, 0x0E7, i) for i in range(50)}
+  assert len(seeds) == 50
+  src = quadrant_source()
+  m = dm.DM(src, dm.DMConfig(ipc=1, iterations=3, real_per_class=8))
+  kernels = []
+  for s in range(2):
+    m.step(s)
+    kernels.append(m.model.get_layer("conv0").kernel.numpy().copy())
+  assert not np.allclose(kernels[0], kernels[1])

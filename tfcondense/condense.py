@@ -19,7 +19,7 @@ from tfcondense.methods.base import SYNTHESIS, SynthesisSpec  # noqa: F401 (re-e
 
 
 #: Modules whose import registers their synthesis methods.
-_METHOD_MODULES = ("idc", "dm", "dc", "kip")
+_METHOD_MODULES = ("idc", "dm", "dc", "kip", "mtt")
 
 
 def _load_methods() -> None:

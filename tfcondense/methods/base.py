@@ -85,8 +85,12 @@ def zeros_like_all(variables) -> list:
 
 
 def fresh_seed(seed: int, salt: int, index: int) -> int:
-  """A Python int seed for `models.initialize` derived statelessly from (seed, salt, index)."""
-  s = tf.random.experimental.stateless_fold_in(tf.constant([seed, salt], tf.int64), index)
+  """A Python int seed for `models.initialize` derived statelessly from (seed, salt, index).
+
+  `stateless_fold_in(s, d)` returns `[hash(s), d]`: its first element ignores `d`, so
+  a constant is folded in after `index` and the first element of that is taken.
+  """
+  s = fold(tf.constant([seed, salt], tf.int64), index, 0)
   return int(s[0].numpy()) % (2**31 - 1)
 
 

@@ -1,0 +1,595 @@
+"""MTT (Cazenavette et al., CVPR 2022, "Dataset Distillation by Matching Training
+Trajectories"; "TM" in DC-BENCH).
+
+Two phases, as the reference's `buffer.py` and `distill.py`:
+
+1. Experts (`train_experts`): networks trained on the REAL data (SGD lr_teacher 0.01,
+   momentum 0, weight decay 0, batch 256, DSA augmentation drawn per sample) from
+   `models.initialize(model, expert_init_seed(seed, i))`; the flattened trainable
+   parameters are saved after every epoch (row 0 = the initialisation), one
+   `[epochs + 1, P]` float32 `.npy` per expert.
+2. Distillation (`MTT`, driven by `tfcondense.engine.run`), per step: pick expert e
+   and start epoch s < max_start_epoch; θ_0 = θ*_s; for n = 1..N (`syn_steps`) take a
+   minibatch of `batch_syn` synthetic images (one pass over a fresh permutation per
+   ceil(num_syn / batch_syn) steps, as the reference's `randperm` chunks), augment
+   it (DSA, per-sample draws) and step θ_n = θ_{n-1} − α ∇ℓ(f(x; θ_{n-1})); the loss
+
+       L = ||θ_N − θ*_{s+M}||² / ||θ*_s − θ*_{s+M}||²        (M = expert_epochs)
+
+   is differentiated through the whole unroll (second order) w.r.t. the synthetic
+   images and the learnable step size α (`syn_lr`, initialised to lr_teacher), each
+   updated by its own SGD with momentum 0.5 (lr_img, lr_lr).
+
+The student is the model applied functionally, `model.stateless_call` on slices of
+the flat parameter vector, so each student step is an ordinary differentiable
+function of (θ, x, α). The distillation step is one `tf.function` traced once.
+
+Augmentation: the reference's `ParamDiffAug` has `aug_mode = 'S'`: per call ONE of
+the strategy's tokens ("color" = brightness + saturation + contrast, crop, cutout,
+flip, scale, rotate) is chosen for the whole batch and applied with per-sample
+parameters (`aug_mode="single"`, the default here); `aug_mode="all"` applies every
+op in turn (`DSA(mode="all")`). The same rule augments the experts' real batches.
+
+Learning rate of the images: `lr_img` is in the reference's units, i.e. a step on the
+NORMALISED images ((x − mean) / std): the stored images are unnormalised [0, 1]
+pixels, so the pixel-space step is lr_img · std² per channel, which makes the
+reference's published values directly usable. The reference uses lr_img = 1000 for
+CIFAR-10/100 (ZCA) and ImageNet subsets (no ZCA) and 10000 for Tiny ImageNet (no
+ZCA); we default to those (1000 for sources the reference never ran). On the tests'
+quadrant toy set (16×16×1, std 0.3, ConvNet-3 of width 8) 1000 overshoots once
+(loss 0.36 → 1.1 at the second step) and then falls to 0.12 within 30 steps, while
+100 decreases monotonically to 0.04: if the loss of a new source jumps or diverges,
+lower lr_img by 10x (a NaN stops the run with the last good checkpoint kept).
+
+Memory: the tape keeps every student step's forward and backward intermediates (the
+unroll is differentiated to second order). Without `checkpoint_unroll`, peak memory
+grows linearly with syn_steps:
+
+    bytes ≈ 4 · syn_steps · (c · batch_syn · A + 3 · P)
+
+with A the activation floats of one image in one forward pass (ConvNet-3, width 128,
+32×32×3: ≈ 0.56 M), c ≈ 1.7 (forward activations plus the first-order backward's
+intermediates the second-order pass reads; measured on CPU: +77 MB per student step
+at batch_syn 20, P = 320 k) and P the parameter count (θ_n, its gradient, the
+update). E.g. CIFAR-10 IPC 10, syn_steps 20, batch_syn 100: ≈ 4 · 20 · (1.7 · 100 ·
+0.56 M + 3 · 0.32 M) ≈ 7.7 GB. With `checkpoint_unroll=True` each student step keeps
+only its inputs (θ_{n-1}, the augmented batch, α) and is recomputed in the backward
+pass: ≈ 4 · syn_steps · (2 · P + batch_syn · H·W·C) bytes plus one step's
+intermediates (measured: +8.5 MB per student step in the setting above, 9x less),
+for ≈ 1.45x the time of a distillation step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfcondense import progress as progress_lib
+from tfcondense.augment import ops as dsa_ops
+from tfcondense.errors import InvalidConfigError, check_choice
+from tfcondense.methods import base
+
+#: Image learning rate per source, in the reference's normalised-image units (see the
+#: module docstring); sources not listed take `_DEFAULT_LR_IMG`.
+SOURCE_LR_IMG: Dict[str, float] = {
+    "cifar10": 1000.0,        # reference (ZCA)
+    "cifar100": 1000.0,       # reference (ZCA)
+    "imagenet_subset": 1000.0,  # reference ImageNet subsets (no ZCA)
+    "tiny_imagenet": 10000.0,   # reference (no ZCA)
+}
+_DEFAULT_LR_IMG = 1000.0
+
+#: Expert files in `experts_dir`: expert_0000.npy, expert_0001.npy, ...
+EXPERT_PATTERN = "expert_{:04d}.npy"
+_EXPERT_GLOB = "expert_*.npy"
+
+AUG_MODES = ("single", "all")
+LOOPS = ("python", "while")
+
+#: syn_steps above which `loop="auto"` uses a `tf.while_loop` (shorter traces).
+_AUTO_WHILE_ABOVE = 30
+
+
+def expert_paths(directory: Optional[str]) -> List[str]:
+  """The expert trajectory files in `directory` (sorted), [] if there are none."""
+  if not directory or not os.path.isdir(directory):
+    return []
+  return sorted(glob.glob(os.path.join(directory, _EXPERT_GLOB)))
+
+
+@dataclasses.dataclass(frozen=True)
+class MTTConfig:
+  """MTT settings (reference defaults for CIFAR-10 IPC 10 unless noted).
+
+  Attributes:
+    ipc: stored images per class.
+    init: random (real images, the reference's pix_init="real"), noise, kcenter or
+      herding.
+    model: student / expert network (registry name) and `model_options` (pairs).
+    experts_dir: directory of expert trajectories written by `train_experts`
+      (required).
+    expert_epochs: M, the expert epochs the student must cover (reference 2).
+    max_start_epoch: start epochs are drawn from [0, max_start_epoch), clipped so
+      that s + expert_epochs exists in the experts (reference 20 for IPC 10).
+    syn_steps: N, student steps per distillation step (reference 30 at IPC 10,
+      50 at IPC 1; 20 here to halve the memory of the unroll).
+    batch_syn: synthetic images per student step (None: all of them).
+    lr_img: image learning rate in normalised-image units (None: per source,
+      `SOURCE_LR_IMG`); momentum 0.5 as the reference.
+    lr_lr: learning rate of the learnable student step size (reference 1e-5 at IPC
+      10, 1e-7 at IPC 1); momentum 0.5.
+    lr_teacher: the experts' learning rate and the step size's initial value.
+    iterations: distillation steps (reference 5000).
+    strategy: DSA strategy of the student batches (and of the experts' training).
+    aug_mode: "single" (the reference's aug_mode 'S': one strategy token per batch,
+      per-sample parameters) or "all" (every op in turn).
+    loop: "python" (unrolled trace), "while" (`tf.range` loop, a compact trace) or
+      "auto" (python up to 30 student steps).
+    checkpoint_unroll: recompute each student step in the backward pass
+      (`MTT.checkpointed_update`): memory ~ syn_steps x (P + batch pixels) instead of
+      syn_steps x batch activations, for ~1.45x the time.
+    seed: everything random derives from it.
+  """
+
+  ipc: int = 10
+  init: str = "random"
+  model: str = "convnet3"
+  model_options: Tuple[Tuple[str, Any], ...] = ()
+  experts_dir: Optional[str] = None
+  expert_epochs: int = 2
+  max_start_epoch: int = 20
+  syn_steps: int = 20
+  batch_syn: Optional[int] = None
+  lr_img: Optional[float] = None
+  lr_lr: float = 1e-5
+  lr_teacher: float = 0.01
+  iterations: int = 5000
+  strategy: str = "color_crop_cutout_flip_scale_rotate"
+  aug_mode: str = "single"
+  loop: str = "auto"
+  checkpoint_unroll: bool = False
+  seed: int = 0
+
+  def resolve(self, source_name: str) -> "MTTConfig":
+    """Fills lr_img from `SOURCE_LR_IMG`, resolves loop="auto", checks the values."""
+    loop = self.loop
+    if loop == "auto":
+      loop = "while" if self.syn_steps > _AUTO_WHILE_ABOVE else "python"
+    cfg = dataclasses.replace(
+        self, loop=loop,
+        lr_img=self.lr_img if self.lr_img is not None
+        else SOURCE_LR_IMG.get(source_name, _DEFAULT_LR_IMG))
+    cfg.check()
+    return cfg
+
+  def check(self) -> None:
+    if self.ipc < 1:
+      raise InvalidConfigError(f"ipc must be >= 1, got {self.ipc}")
+    if not expert_paths(self.experts_dir):
+      raise InvalidConfigError(
+          f"MTT needs expert trajectories, but experts_dir={self.experts_dir!r} "
+          f"{'holds no ' + _EXPERT_GLOB + ' files' if self.experts_dir else 'is not set'}; "
+          "train them first with tfcondense.methods.mtt.train_experts(source, directory, "
+          "num_experts, epochs) and pass experts_dir=directory")
+    if self.expert_epochs < 1 or self.max_start_epoch < 1:
+      raise InvalidConfigError(
+          f"expert_epochs and max_start_epoch must be >= 1, got {self.expert_epochs}, "
+          f"{self.max_start_epoch}")
+    if self.syn_steps < 1 or self.iterations < 1:
+      raise InvalidConfigError(
+          f"syn_steps and iterations must be >= 1, got {self.syn_steps}, {self.iterations}")
+    if self.batch_syn is not None and self.batch_syn < 1:
+      raise InvalidConfigError(f"batch_syn must be >= 1 or None, got {self.batch_syn}")
+    for name in ("lr_img", "lr_teacher"):
+      value = getattr(self, name)
+      if value is not None and not value > 0:
+        raise InvalidConfigError(f"{name} must be positive, got {value}")
+    if not self.lr_lr >= 0:
+      raise InvalidConfigError(f"lr_lr must be >= 0 (0 freezes syn_lr), got {self.lr_lr}")
+    check_choice("aug_mode", self.aug_mode, AUG_MODES)
+    check_choice("loop", self.loop, LOOPS + ("auto",))
+    dsa_ops.parse_strategy(self.strategy)  # raises with the known op names
+
+  def as_dict(self) -> Dict[str, Any]:
+    d = dataclasses.asdict(self)
+    d["model_options"] = dict(self.model_options)
+    return d
+
+
+class Augment:
+  """DSA on a batch with per-sample draws, in the reference's single or all mode.
+
+  "single" is the DSA / MTT reference `ParamDiffAug.aug_mode = 'S'`: one token of the
+  strategy (color, crop, cutout, flip, scale, rotate) is drawn per call and applied to
+  the whole batch with per-sample parameters; "all" applies every op in turn
+  (`DSA(mode="all")`).
+
+  In "single" mode with `differentiable=True` (the student batches, differentiated
+  w.r.t. the images) every token is applied and the drawn one kept by a one-hot
+  weighted sum: the gradient then needs no control flow (a `tf.switch_case`
+  gradient exports the crop / flip branches' boolean intermediates, which TF's type
+  inference rejects with a warning per trace), for a few element-wise passes over the
+  batch, negligible next to the network. With `differentiable=False` (the experts'
+  real batches) only the drawn token runs (`tf.switch_case`).
+  """
+
+  def __init__(self, strategy: str, mode: str = "single", differentiable: bool = True):
+    self.mode = check_choice("aug_mode", mode, AUG_MODES)
+    self.differentiable = differentiable
+    dsa_ops.parse_strategy(strategy)  # validates every token
+    if not strategy or strategy.lower() == "none":
+      tokens = []
+    else:
+      tokens = strategy.lower().split("_")
+    if self.mode == "all" or len(tokens) <= 1:
+      self.branches = [dsa_ops.DSA(strategy, mode="all")] if tokens else []
+    else:
+      self.branches = [dsa_ops.DSA(t, mode="all") for t in tokens]
+
+  def __call__(self, x: tf.Tensor, seed) -> tf.Tensor:
+    if not self.branches:
+      return x
+    if len(self.branches) == 1:
+      return self.branches[0](x, seed)
+    n = tf.shape(x)[0]
+    k = len(self.branches)
+    choice = tf.random.stateless_uniform([], base.fold(seed, 0x5E), 0, k, dtype=tf.int32)
+    if self.differentiable:
+      weights = tf.one_hot(choice, k, dtype=x.dtype)
+      return tf.add_n([weights[i] * b.apply(x, b.sample(n, base.fold(seed, i)))
+                       for i, b in enumerate(self.branches)])
+    fns = [lambda b=b, i=i: b.apply(x, b.sample(n, base.fold(seed, i)))
+           for i, b in enumerate(self.branches)]
+    return tf.switch_case(choice, fns)
+
+
+def flat_parameters(model) -> tf.Tensor:
+  """The model's trainable variables, flattened and concatenated (float32 [P])."""
+  return tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1])
+                    for v in model.trainable_variables], axis=0)
+
+
+class FunctionalModel:
+  """A Keras model applied to a flat parameter vector (differentiable w.r.t. it).
+
+  `model.stateless_call` runs the layers with the given values in place of the
+  variables, so the output is an ordinary TF function of the parameters (the
+  reference's `ReparamModule`). The flat layout is `model.trainable_variables`'
+  order, each variable flattened row-major (the layout `train_experts` saves).
+  Non-trainable state (BatchNorm statistics) is read, and its update discarded.
+  """
+
+  def __init__(self, model):
+    self.model = model
+    self.shapes = [tuple(int(d) for d in v.shape) for v in model.trainable_variables]
+    self.sizes = [int(np.prod(s)) for s in self.shapes]
+    self.num_params = int(sum(self.sizes))
+
+  def unflatten(self, theta: tf.Tensor) -> List[tf.Tensor]:
+    return [tf.reshape(p, s) for p, s in zip(tf.split(theta, self.sizes), self.shapes)]
+
+  def __call__(self, theta: tf.Tensor, x: tf.Tensor, training: bool = True) -> tf.Tensor:
+    non_trainable = [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables]
+    logits, _ = self.model.stateless_call(self.unflatten(theta), non_trainable, x,
+                                          training=training)
+    return logits
+
+
+def trajectory_loss(theta_end, theta_start, theta_target) -> tf.Tensor:
+  """||θ_N − θ*_{s+M}||² / ||θ*_s − θ*_{s+M}||² (the reference's normalised loss)."""
+  num = tf.reduce_sum(tf.square(theta_end - theta_target))
+  den = tf.reduce_sum(tf.square(theta_start - theta_target))
+  return num / den
+
+
+def _load_experts(paths: Sequence[str], num_params: int):
+  """Memory-maps the expert files; returns (arrays, rows common to all)."""
+  arrays = []
+  for p in paths:
+    try:
+      a = np.load(p, mmap_mode="r")
+    except (OSError, ValueError) as e:
+      raise InvalidConfigError(f"expert file {p} is unreadable ({e}); delete it and run "
+                               "train_experts again (it re-trains missing experts)") from e
+    if a.ndim != 2 or a.shape[1] != num_params or a.shape[0] < 2:
+      raise InvalidConfigError(
+          f"expert file {p} holds an array of shape {a.shape}, expected [epochs + 1, "
+          f"{num_params}] for this model; train experts with the same model and "
+          "model_options (train_experts(..., config=the MTTConfig)) into a new directory")
+    arrays.append(a)
+  return arrays, min(a.shape[0] for a in arrays)
+
+
+class MTT:
+  """The MTT method object driven by `tfcondense.engine.run` (one step = one
+  distillation iteration: one expert segment matched).
+
+  Args:
+    source: the SourceData (its mean / std normalise the images; its real images are
+      used only by the initialiser).
+    config: an MTTConfig (resolved against the source here).
+    synthetic: an initialised SyntheticSet (built from the config when None).
+    init_options: options for the initialiser (e.g. cache_dir for kcenter).
+  """
+
+  def __init__(self, source, config: MTTConfig, synthetic=None,
+               init_options: Optional[Dict[str, Any]] = None):
+    from tfcondense.models import build_model  # pylint: disable=g-import-not-at-top
+    cfg = config.resolve(source.name)
+    self.config = cfg
+    self.source = source
+    if cfg.init != "noise":
+      source.check_ipc(cfg.ipc)
+    self.synthetic = synthetic or base.make_synthetic(source, cfg, init_options)
+    self.num_classes = source.num_classes
+    self.total_steps = int(cfg.iterations)
+
+    self.model = build_model(cfg.model, source.image_shape, source.num_classes,
+                             seed=cfg.seed, **dict(cfg.model_options))
+    self.student = FunctionalModel(self.model)
+    self.experts, rows = _load_experts(expert_paths(cfg.experts_dir),
+                                       self.student.num_params)
+    #: start epochs are drawn from [0, max_start): s + expert_epochs <= rows - 1.
+    self.max_start = min(cfg.max_start_epoch, rows - cfg.expert_epochs)
+    if self.max_start < 1:
+      raise InvalidConfigError(
+          f"the experts in {cfg.experts_dir} hold {rows - 1} epochs, fewer than "
+          f"expert_epochs={cfg.expert_epochs}; lower expert_epochs or train longer experts "
+          "(train_experts(..., epochs=...))")
+
+    self.syn_lr = tf.Variable(float(cfg.lr_teacher), trainable=True, name="syn_lr")
+    self._lr_buffer = base.zeros_like_all([self.syn_lr])
+    self._img_buffers = base.zeros_like_all([self.synthetic.images])
+    self._mean = tf.constant(source.mean, tf.float32)
+    self._std = tf.constant(source.std, tf.float32)
+    # A step of lr_img on the normalised images is lr_img * std^2 on the stored pixels.
+    self._pixel_lr = float(cfg.lr_img) * tf.square(self._std)
+    num_syn = int(self.synthetic.images.shape[0])
+    self.batch_syn = min(int(cfg.batch_syn or num_syn), num_syn)
+    self._augment = Augment(cfg.strategy, cfg.aug_mode)
+    self._seed = tf.constant([cfg.seed, 0x377], tf.int64)
+    self._step_fn = tf.function(self._distill_step)
+
+  # -- state -------------------------------------------------------------------------
+  def checkpoint_items(self) -> Dict[str, Any]:
+    return {"synthetic": [self.synthetic.images],
+            "synthetic_momentum": self._img_buffers,
+            "syn_lr": self.syn_lr,
+            "syn_lr_momentum": self._lr_buffer}
+
+  def image_summaries(self) -> Dict[str, Any]:
+    return {"stored": tf.convert_to_tensor(self.synthetic.images[:32])}
+
+  # -- one distillation step -----------------------------------------------------------
+  def segment(self, step: int) -> Tuple[int, int]:
+    """(expert, start epoch) of step `step`, drawn statelessly from (seed, step)."""
+    seed = base.fold(self._seed, tf.constant(step, tf.int64))
+    e = tf.random.stateless_uniform([], base.fold(seed, 1), 0, len(self.experts), tf.int64)
+    s = tf.random.stateless_uniform([], base.fold(seed, 2), 0, self.max_start, tf.int64)
+    return int(e), int(s)
+
+  def endpoints(self, expert: int, start: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(θ*_s, θ*_{s+M}) of one expert as float32 tensors."""
+    traj = self.experts[expert]
+    m = self.config.expert_epochs
+    return (tf.constant(np.asarray(traj[start], np.float32)),
+            tf.constant(np.asarray(traj[start + m], np.float32)))
+
+  def step(self, step: int) -> Dict[str, float]:
+    expert, start = self.segment(step)
+    theta_start, theta_target = self.endpoints(expert, start)
+    seed = base.fold(self._seed, tf.constant(step, tf.int64), 3)
+    loss = self._step_fn(seed, theta_start, theta_target)
+    return {"loss": loss, "syn_lr": self.syn_lr.value(), "start_epoch": float(start)}
+
+  def normalize(self, x: tf.Tensor) -> tf.Tensor:
+    return (x - self._mean) / self._std
+
+  def _minibatch(self, x_all, y_all, seed, i):
+    """Student step i's batch: chunk i mod k of permutation i div k (k chunks each)."""
+    n, b = int(x_all.shape[0]), self.batch_syn
+    if b >= n:
+      return x_all, y_all
+    k = -(-n // b)
+    i = tf.cast(i, tf.int64)
+    perm = tf.argsort(tf.random.stateless_uniform([n], base.fold(seed, 1, i // k)))
+    j = tf.cast(i % k, tf.int32)
+    idx = perm[j * b:tf.minimum((j + 1) * b, n)]
+    return tf.gather(x_all, idx), tf.gather(y_all, idx)
+
+  def student_update(self, theta, x, y, lr):
+    """θ − lr · ∇_θ CE(f(x; θ), y), differentiable w.r.t. θ, x and lr."""
+    with tf.GradientTape() as tape:
+      tape.watch(theta)
+      loss = base.cross_entropy(self.student(theta, x, training=True), y)
+    return theta - lr * tape.gradient(loss, theta)
+
+  def checkpointed_update(self, theta, x, y, lr):
+    """`student_update` whose intermediates are recomputed in the backward pass.
+
+    `tf.recompute_grad` runs its forward with recording stopped, which also stops
+    the student's own (inner) gradient tape, so the checkpoint is written here with
+    `tf.custom_gradient`: the backward keeps only (θ, x, lr) and recomputes the step
+    under a fresh tape (second order), after the incoming gradient exists (the data
+    dependency below, as `tf.recompute_grad` does, stops the executor from running
+    the recomputation early and holding all of them at once).
+    """
+
+    @tf.custom_gradient
+    def update(theta, x, lr):
+      def grad(d_out, variables=None):
+        first = tf.reshape(d_out, [-1])[:1]
+        ready = tf.cast(tf.reduce_max(first), tf.bool)
+        dep = tf.where(tf.equal(ready, ready), 0.0, float("nan"))
+        inputs = [theta + dep, x + tf.cast(dep, x.dtype), lr + dep]
+        with tf.GradientTape() as tape:
+          tape.watch(inputs)
+          out = self.student_update(inputs[0], inputs[1], y, inputs[2])
+        grads = tape.gradient(out, inputs, output_gradients=d_out,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        if variables is None:
+          return grads
+        return grads, [tf.zeros_like(v) for v in variables]  # no gradient to read-only state
+      return self.student_update(theta, x, y, lr), grad
+
+    return update(theta, x, lr)
+
+  def unroll(self, theta, images, lr, seed):
+    """θ_N after `syn_steps` student steps from θ on the (stored) `images`."""
+    cfg = self.config
+    x_all = self.normalize(images)
+    y_all = self.synthetic.labels
+
+    def one(theta, i):
+      x, y = self._minibatch(x_all, y_all, seed, i)
+      x = self._augment(x, base.fold(seed, 2, tf.cast(i, tf.int64)))
+      if cfg.checkpoint_unroll:
+        # An op inside the loop body: the recomputation in the backward pass of a
+        # while loop cannot reference a tensor captured from outside the body.
+        return self.checkpointed_update(theta, x, tf.identity(y), lr)
+      return self.student_update(theta, x, y, lr)
+
+    if cfg.loop == "while":
+      for i in tf.range(cfg.syn_steps):
+        theta = one(theta, i)
+    else:
+      for i in range(cfg.syn_steps):
+        theta = one(theta, i)
+    return theta
+
+  def loss_and_grads(self, seed, theta_start, theta_target):
+    """(trajectory loss, [d loss / d images, d loss / d syn_lr])."""
+    images = self.synthetic.images
+    with tf.GradientTape() as tape:
+      theta_end = self.unroll(theta_start, images, self.syn_lr.value(), seed)
+      loss = trajectory_loss(theta_end, theta_start, theta_target)
+    grads = tape.gradient(loss, [images, self.syn_lr])
+    return loss, grads
+
+  def _distill_step(self, seed, theta_start, theta_target):
+    loss, (g_img, g_lr) = self.loss_and_grads(seed, theta_start, theta_target)
+    base.sgd_momentum([self.synthetic.images], self._img_buffers, [g_img], self._pixel_lr,
+                      0.5)
+    base.sgd_momentum([self.syn_lr], self._lr_buffer, [g_lr], self.config.lr_lr, 0.5)
+    return loss
+
+
+# -- experts -----------------------------------------------------------------------------
+def _save_atomic(path: str, array: np.ndarray) -> None:
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy.tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.save(f, array)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def expert_init_seed(seed: int, index: int) -> int:
+  """The `models.initialize` seed of expert `index` (a Python int).
+
+  `stateless_fold_in(seed, data)` returns [f(seed), data]: its first element does
+  not depend on `data`, so the index is folded in and a constant after it, and the
+  first element of the result is taken.
+  """
+  s = base.fold(tf.constant([seed, 0xE4E], tf.int64), index, 1)
+  return int(s[0].numpy()) % (2**31 - 1)
+
+
+def train_experts(source, directory: str, num_experts: int, epochs: int,
+                  config: Optional[MTTConfig] = None, *, steps_per_epoch: Optional[int] = None,
+                  batch_size: int = 256, momentum: float = 0.0, weight_decay: float = 0.0,
+                  show_progress: bool = True) -> List[str]:
+  """Trains expert networks on the real data and saves their trajectories (MTT's
+  `buffer.py`).
+
+  Expert i starts from `models.initialize(model, expert_init_seed(config.seed, i))`
+  and is trained with SGD (lr `config.lr_teacher`, `momentum`, `weight_decay`;
+  reference 0.01, 0, 0) on shuffled batches of `batch_size` real
+  images, normalised and augmented with `config.strategy` / `config.aug_mode` drawn
+  per sample. After every epoch (and before the first) the flattened trainable
+  parameters are recorded; the `[epochs + 1, P]` float32 array is written atomically
+  to `directory/expert_{i:04d}.npy` when the expert is done. Experts whose file exists
+  are skipped, so an interrupted call resumes by running it again.
+
+  Args:
+    source: the SourceData.
+    directory: where the expert files go (created).
+    num_experts: experts wanted in total (existing ones count).
+    epochs: epochs per expert (the reference trains 50).
+    config: an MTTConfig for model, model_options, lr_teacher, strategy, aug_mode and
+      seed (experts_dir is not needed here); default MTTConfig().
+    steps_per_epoch: at most this many batches per "epoch" (None: a full pass), for
+      short CPU runs and tests.
+    batch_size, momentum, weight_decay: the SGD settings.
+    show_progress: draw a progress bar (one tick per epoch).
+
+  Returns:
+    The paths of experts 0 .. num_experts - 1.
+  """
+  from tfcondense.models import build_model, initialize  # pylint: disable=g-import-not-at-top
+  cfg = config or MTTConfig()
+  if num_experts < 1 or epochs < 1:
+    raise InvalidConfigError(f"num_experts and epochs must be >= 1, got {num_experts}, "
+                             f"{epochs}")
+  if steps_per_epoch is not None and steps_per_epoch < 1:
+    raise InvalidConfigError(f"steps_per_epoch must be >= 1 or None, got {steps_per_epoch}")
+  os.makedirs(directory, exist_ok=True)
+  paths = [os.path.join(directory, EXPERT_PATTERN.format(i)) for i in range(num_experts)]
+  todo = [i for i, p in enumerate(paths) if not os.path.exists(p)]
+  if not todo:
+    return paths
+
+  real = base.RealData(source)
+  model = build_model(cfg.model, source.image_shape, source.num_classes, seed=cfg.seed,
+                      **dict(cfg.model_options))
+  variables = list(model.trainable_variables)
+  buffers = base.zeros_like_all(variables)
+  augment = Augment(cfg.strategy, cfg.aug_mode, differentiable=False)
+  full = -(-real.size // batch_size)
+  steps = min(full, int(steps_per_epoch)) if steps_per_epoch else full
+  root = tf.constant([cfg.seed, 0xE4E], tf.int64)
+
+  @tf.function
+  def train_epoch(seed):
+    perm = tf.argsort(tf.random.stateless_uniform([real.size], base.fold(seed, 1)))
+    for i in tf.range(steps):
+      idx = perm[i * batch_size:tf.minimum((i + 1) * batch_size, real.size)]
+      x = real.normalize(tf.gather(real.images, idx))
+      x = augment(x, base.fold(seed, 2, tf.cast(i, tf.int64)))
+      y = tf.gather(real.labels, idx)
+      with tf.GradientTape() as tape:
+        loss = base.cross_entropy(model(x, training=True), y)
+      grads = tape.gradient(loss, variables)
+      base.sgd_momentum(variables, buffers, grads, cfg.lr_teacher, momentum, weight_decay)
+    return tf.constant(0)
+
+  with progress_lib.progress(len(todo) * epochs, "experts", enabled=show_progress,
+                             unit="epoch") as bar:
+    for i in todo:
+      initialize(model, expert_init_seed(cfg.seed, i))
+      for b in buffers:
+        b.assign(tf.zeros_like(b))
+      rows = [flat_parameters(model).numpy()]
+      for epoch in range(epochs):
+        train_epoch(base.fold(root, i, epoch))
+        rows.append(flat_parameters(model).numpy())
+        bar.update(1)
+      _save_atomic(paths[i], np.stack(rows).astype(np.float32))
+  return paths
+
+
+def _build(source, config, init_options):
+  return MTT(source, config, init_options=init_options)
+
+
+base.register("mtt", MTTConfig, _build,
+              "MTT (Cazenavette et al. 2022): match expert training trajectories "
+              "(needs experts_dir from train_experts)")
