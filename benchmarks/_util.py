@@ -7,6 +7,11 @@ import os
 import platform
 import tempfile
 
+from absl import logging
+
+# Checkpoint saves log at INFO through absl; benchmark output should be the figures.
+logging.set_verbosity(logging.WARNING)
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
