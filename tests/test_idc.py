@@ -269,3 +269,10 @@ def test_bound_formation_feeds_every_stored_image_to_matching():
                                 m.synthetic.trainable_variables)
   g = tf.convert_to_tensor(grads[0]).numpy()
   assert np.all(np.abs(g[:6]).reshape(6, -1).sum(1) > 0)
+
+
+def test_factor_defaults_to_the_sources():
+  assert condense_lib.make_config("idc", "imagenet_subset", 10).factor == 3
+  assert condense_lib.make_config("idc", "cifar10", 10).factor == 2
+  assert condense_lib.make_config("idc_i", "imagenet_subset", 10).factor == 1
+  assert condense_lib.make_config("idc", "cifar10", 10, factor=4).factor == 4

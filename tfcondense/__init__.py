@@ -29,6 +29,7 @@ _LAZY = {
     "formed_from_artifact": "tfcondense.synthetic",
     "make_formation": "tfcondense.formation",
     "RunOptions": "tfcondense.engine",
+    "load": "tfcondense.export",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -64,7 +64,8 @@ class IDCConfig:
 
   Attributes:
     ipc: stored images per class.
-    factor: multi-formation factor f (1 = IDC-I).
+    factor: multi-formation factor f (1 = IDC-I; None: the source's, 2 for 28-64 px
+      data and 3 for ImageNet subsets).
     formation: formation name (uniform, multiscale, bound, time, learnable;
       identity when factor is 1).
     init: mix, random, noise, kcenter or herding (None: mix if factor > 1 else random).
@@ -90,7 +91,7 @@ class IDCConfig:
   """
 
   ipc: int = 10
-  factor: int = 2
+  factor: Optional[int] = None
   formation: Optional[str] = None
   formation_options: Tuple[Tuple[str, Any], ...] = ()
   init: Optional[str] = None
@@ -122,10 +123,11 @@ class IDCConfig:
   def resolve(self, source_name: str) -> "IDCConfig":
     """Fills None fields from `SOURCE_DEFAULTS` and checks the values."""
     d = SOURCE_DEFAULTS.get(source_name, _FALLBACK)
-    formation = self.formation or ("identity" if self.factor == 1 else "uniform")
+    factor = self.factor if self.factor is not None else d["factor"]
+    formation = self.formation or ("identity" if factor == 1 else "uniform")
     cfg = dataclasses.replace(
-        self, formation=formation,
-        init=self.init or ("mix" if self.factor > 1 else "random"),
+        self, factor=factor, formation=formation,
+        init=self.init or ("mix" if factor > 1 else "random"),
         metric=self.metric or d["metric"],
         lr_img=self.lr_img if self.lr_img is not None else d["lr_img"] * self.ipc / 10,
         n_data=self.n_data or d["n_data"])
@@ -133,7 +135,7 @@ class IDCConfig:
     return cfg
 
   def check(self) -> None:
-    if self.ipc < 1 or self.factor < 1:
+    if self.ipc < 1 or (self.factor is not None and self.factor < 1):
       raise InvalidConfigError(f"ipc and factor must be >= 1, got {self.ipc}, {self.factor}")
     if self.outer_iterations < 1 or self.inner_iterations < 1:
       raise InvalidConfigError("outer_iterations and inner_iterations must be >= 1")

@@ -1,0 +1,1 @@
+"""condensed_cifar10 dataset."""

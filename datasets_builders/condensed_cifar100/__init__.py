@@ -1,0 +1,1 @@
+"""condensed_cifar100 dataset."""

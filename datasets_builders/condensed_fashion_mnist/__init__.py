@@ -1,0 +1,1 @@
+"""condensed_fashion_mnist dataset."""

@@ -1,0 +1,1 @@
+"""condensed_imagenet_subset dataset."""

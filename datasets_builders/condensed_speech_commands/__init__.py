@@ -1,0 +1,1 @@
+"""condensed_speech_commands dataset."""

@@ -1,0 +1,1 @@
+"""condensed_tiny_imagenet dataset."""
