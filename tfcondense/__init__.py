@@ -32,10 +32,15 @@ _LAZY = {
     "load": "tfcondense.export",
 }
 
-__all__ = ["__version__", *_LAZY]
+#: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
+_SUBMODULES = ("condense", "engine", "export", "formation", "synthetic")
+
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name):
   if name in _LAZY:
     return getattr(importlib.import_module(_LAZY[name]), name)
+  if name in _SUBMODULES:
+    return importlib.import_module(f"tfcondense.{name}")
   raise AttributeError(f"module 'tfcondense' has no attribute {name!r}")
