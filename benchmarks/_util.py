@@ -28,9 +28,15 @@ def machine() -> dict:
 
 
 def write_json(name: str, payload: dict) -> str:
-  os.makedirs(RESULTS, exist_ok=True)
-  path = os.path.join(RESULTS, name)
-  fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
+  """Atomically writes benchmarks/results/<name>."""
+  return write_json_to(os.path.join(RESULTS, name), payload)
+
+
+def write_json_to(path: str, payload: dict) -> str:
+  """Atomically writes `payload` as JSON to `path`."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
   with os.fdopen(fd, "w") as f:
     json.dump(payload, f, indent=2)
   os.replace(tmp, path)

@@ -121,6 +121,9 @@ def main(argv):
                  artifact=os.path.relpath(art_dir, os.path.dirname(HERE)))
       rows.append(row)
       save()
+      if protocol_name == _PROTOCOL.value:  # what the TFDS metadata reports
+        _util.write_json_to(os.path.join(art_dir, "evaluation.json"),
+                            dict(result.as_dict(), seed=0, source=source.name))
       print(f"{cell} [{protocol_name}]: {result}  (paper {PAPER.get((method, ipc))})")
   save()
   print(f"wrote {out_path}")

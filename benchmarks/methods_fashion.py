@@ -105,6 +105,8 @@ def main(argv):
       fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
       result = ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
                            desc=f"eval {method}@{ipc}")
+      _util.write_json_to(os.path.join(workdir, "artifact", "evaluation.json"),
+                          dict(result.as_dict(), seed=0, source=source.name))
       rows.append(dict(method=method, ipc=ipc, factor=res.artifact.factor,
                        budget_minutes=_MINUTES.value,
                        minutes_used=round(res.run.seconds / 60, 1),
