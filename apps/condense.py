@@ -140,7 +140,7 @@ def main(argv):
   print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
         f"{run.steps}/{run.total_steps} iterations in {run.seconds / 60:.1f} min "
         f"({run.stopped}{', resumed at ' + str(run.resumed_from) if run.resumed_from else ''})"
-        f", last matching loss {run.last_loss if run.last_loss is not None else float('nan'):.4g}")
+        f", last loss {run.last_loss if run.last_loss is not None else float('nan'):.4g}")
   st = meta["storage"]
   print(f"storage: {st['stored_images']} stored images ({st['stored_pixels']} pixels"
         f"{', ' + str(st['parameters']) + ' formation weights' if st['parameters'] else ''}, "
@@ -159,7 +159,7 @@ def main(argv):
     if res.artifact_dir:
       path = os.path.join(res.artifact_dir, "evaluation.json")
       with open(path + ".tmp", "w") as f:
-        json.dump(result.as_dict(), f, indent=2)
+        json.dump(dict(result.as_dict(), seed=_SEED.value, source=source.name), f, indent=2)
       os.replace(path + ".tmp", path)
 
 
