@@ -23,7 +23,9 @@ from absl import flags
 
 from apps import _common
 
-_SOURCE = flags.DEFINE_string("source", "fashion_mnist", "Data source (see apps.evaluate).")
+_SOURCE = flags.DEFINE_string("source", "fashion_mnist",
+                              "Data source (fashion_mnist, digits, mnist, cifar10, cifar100, "
+                              "svhn_cropped, tiny_imagenet, imagenet_subset, speech_commands).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the source's files are.")
 _LIMIT = flags.DEFINE_integer("limit_per_class", None,
                               "Use only the first N training images per class (smoke runs).")

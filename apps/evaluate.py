@@ -21,7 +21,7 @@ from apps import _common
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
                               "Data source (fashion_mnist, digits, mnist, cifar10, cifar100, "
-                              "svhn_cropped, tiny_imagenet, imagenet_subset).")
+                              "svhn_cropped, tiny_imagenet, imagenet_subset, speech_commands).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "Where the source's files are (idx folder, TFDS data_dir or "
                                 "image folder root, depending on the source).")

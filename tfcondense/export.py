@@ -31,8 +31,9 @@ from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 Stats = Tuple[Tuple[float, ...], Tuple[float, ...]]
 
 #: source -> (per-channel mean, std) of its normalisation, read from the source modules'
-#: constants so that the data need not be loaded. speech_commands has none yet (not a
-#: tfcondense source): pass normalize=False or normalize=(mean, std) for it.
+#: constants so that the data need not be loaded. speech_commands has no fixed
+#: statistics (they depend on the corpus, recorded or synthesised): pass
+#: normalize=(source.mean, source.std) of the loaded `speech_commands` source, or False.
 NORMALIZATION: Dict[str, Stats] = {
     "fashion_mnist": (_fashion_mnist.MEAN, _fashion_mnist.STD),
     "cifar10": tuple(_tfds_sources.SPECS["cifar10"][:2]),

@@ -17,6 +17,7 @@ from tfcondense.data.store import SourceData
 from tfcondense.data import digits as _digits  # noqa: E402,F401
 from tfcondense.data import fashion_mnist as _fashion_mnist  # noqa: E402,F401
 from tfcondense.data import imagenet_subset as _imagenet_subset  # noqa: E402,F401
+from tfcondense.data import speech as _speech  # noqa: E402,F401
 from tfcondense.data import tfds_sources as _tfds_sources  # noqa: E402,F401
 from tfcondense.data import tiny_imagenet as _tiny_imagenet  # noqa: E402,F401
 

@@ -14,13 +14,13 @@ from tfcondense.registry import Registry
 SOURCES: Registry[Callable[..., SourceData]] = Registry(
     "source",
     hint=("Sources are registered in tfcondense/data/ (fashion_mnist.py, digits.py, "
-          "tfds_sources.py, tiny_imagenet.py, imagenet_subset.py); call "
+          "tfds_sources.py, tiny_imagenet.py, imagenet_subset.py, speech.py); call "
           "tfcondense.data.source_names() to list them."))
 
 # Environment variables that sources read when an option is left at None; they are part
 # of the cache key so that changing one between two loads is honoured.
 ENV_VARS = ("TFCONDENSE_FASHION_MNIST_DIR", "TFCONDENSE_TINY_IMAGENET_DIR",
-            "TFCONDENSE_IMAGENET_DIR", "TFDS_DATA_DIR")
+            "TFCONDENSE_IMAGENET_DIR", "TFCONDENSE_SPEECH_DIR", "TFDS_DATA_DIR")
 
 CACHE_SIZE = 4
 _cache: "collections.OrderedDict[Hashable, SourceData]" = collections.OrderedDict()
