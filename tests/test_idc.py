@@ -276,3 +276,9 @@ def test_factor_defaults_to_the_sources():
   assert condense_lib.make_config("idc", "cifar10", 10).factor == 2
   assert condense_lib.make_config("idc_i", "imagenet_subset", 10).factor == 1
   assert condense_lib.make_config("idc", "cifar10", 10, factor=4).factor == 4
+
+
+def test_speech_defaults_split_along_time_with_convnet4():
+  cfg = condense_lib.make_config("idc", "speech_commands", 10)
+  assert (cfg.formation, cfg.factor, cfg.model) == ("time", 2, "convnet4")
+  assert condense_lib.make_config("idc", "fashion_mnist", 10).model == "convnet3"

@@ -53,7 +53,8 @@ SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "cifar100": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),
     "tiny_imagenet": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),  # ours
     "imagenet_subset": dict(lr_img=3e-3, metric="l1", n_data=500, factor=3),
-    "speech_commands": dict(lr_img=3e-3, metric="l1", n_data=500, factor=2),
+    "speech_commands": dict(lr_img=3e-3, metric="l1", n_data=500, factor=2,
+                            formation="time", model="convnet4"),
 }
 _FALLBACK = dict(lr_img=1e-3, metric="l1", n_data=500, factor=2)
 
@@ -66,10 +67,11 @@ class IDCConfig:
     ipc: stored images per class.
     factor: multi-formation factor f (1 = IDC-I; None: the source's, 2 for 28-64 px
       data and 3 for ImageNet subsets).
-    formation: formation name (uniform, multiscale, bound, time, learnable;
-      identity when factor is 1).
+    formation: formation name (uniform, multiscale, bound, time, learnable; None:
+      identity when factor is 1, else uniform, time for speech).
     init: mix, random, noise, kcenter or herding (None: mix if factor > 1 else random).
-    model: matching network (registry name) and `model_options` (tuple of pairs).
+    model: matching network (registry name; None: ConvNet-3, ConvNet-4 for speech) and
+      `model_options` (tuple of pairs).
     outer_iterations / inner_iterations: the loops of Algorithm 1 (2000 / 100 in the
       paper for 28-32 px data).
     real_per_class: real images per class per matching step.
@@ -95,7 +97,7 @@ class IDCConfig:
   formation: Optional[str] = None
   formation_options: Tuple[Tuple[str, Any], ...] = ()
   init: Optional[str] = None
-  model: str = "convnet3"
+  model: Optional[str] = None
   model_options: Tuple[Tuple[str, Any], ...] = ()
   outer_iterations: int = 2000
   inner_iterations: int = 100
@@ -124,9 +126,10 @@ class IDCConfig:
     """Fills None fields from `SOURCE_DEFAULTS` and checks the values."""
     d = SOURCE_DEFAULTS.get(source_name, _FALLBACK)
     factor = self.factor if self.factor is not None else d["factor"]
-    formation = self.formation or ("identity" if factor == 1 else "uniform")
+    formation = self.formation or ("identity" if factor == 1
+                                   else d.get("formation", "uniform"))
     cfg = dataclasses.replace(
-        self, factor=factor, formation=formation,
+        self, factor=factor, formation=formation, model=self.model or d.get("model", "convnet3"),
         init=self.init or ("mix" if factor > 1 else "random"),
         metric=self.metric or d["metric"],
         lr_img=self.lr_img if self.lr_img is not None else d["lr_img"] * self.ipc / 10,
