@@ -57,3 +57,14 @@ def test_embedding_methods_end_to_end(method, tmp_path):
   idx = np.array(art.meta["indices"])
   np.testing.assert_array_equal(art.images, src.train_images[idx])
   assert list(tmp_path.glob("embed-*.npy"))  # embedding cached on disk
+
+
+def test_embedding_cache_tells_equal_sized_subsets_apart(tmp_path):
+  from tfcondense.methods import selection
+  src = quadrant_source()
+  a = src.subset([0, 1], name="sub")
+  b = src.subset([2, 3], name="sub")  # same name, same label vector, other images
+  ea = selection.embeddings(a, cache_dir=str(tmp_path), show_progress=False)
+  eb = selection.embeddings(b, cache_dir=str(tmp_path), show_progress=False)
+  assert not np.allclose(ea, eb)
+  assert len(list(tmp_path.iterdir())) == 2

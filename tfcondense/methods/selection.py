@@ -47,7 +47,10 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
   Returns:
     float32 [N, D] features aligned with `source.train_images`.
   """
-  digest = hashlib.sha1(np.ascontiguousarray(source.train_labels).tobytes()).hexdigest()[:10]
+  # The key covers the images too: two class subsets of equal sizes must not share it.
+  h = hashlib.sha1(np.ascontiguousarray(source.train_labels).tobytes())
+  h.update(np.ascontiguousarray(source.train_images).tobytes())
+  digest = h.hexdigest()[:10]
   key = f"{source.name}-{len(source.train_labels)}-{digest}-{model}-e{epochs}-s{seed}"
   path = os.path.join(cache_dir, f"embed-{key}.npy") if cache_dir else None
   feats = _EMBED_CACHE.get(key)
