@@ -137,6 +137,18 @@ class RealData:
     return tf.gather(self.images, idx), tf.gather(self.labels, idx)
 
 
+def siamese_class_pair(aug, real: RealData, synthetic, c, n_real: int, seed):
+  """Class `c`'s real batch and formed synthetic images, normalised, under ONE DSA draw.
+
+  The siamese augmentation of DSA / DM: `aug.sample(1, ...)` is shared by both
+  batches. Returns (real [<=n_real, H, W, C], synthetic [k, H, W, C]).
+  """
+  params = aug.sample(1, fold(seed, 1))
+  x_real = aug.apply(real.normalize(real.class_batch(c, n_real, fold(seed, 2))), params)
+  x_syn = aug.apply(real.normalize(synthetic.formed_class(c)), params)
+  return x_real, x_syn
+
+
 def make_synthetic(source, cfg, init_options: Optional[Dict[str, Any]] = None):
   """A SyntheticSet from a config with ipc, init, seed and optional formation fields."""
   name = getattr(cfg, "formation", None) or "identity"

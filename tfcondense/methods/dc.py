@@ -140,10 +140,8 @@ class DC:
 
   def class_match_loss(self, c, seed) -> tf.Tensor:
     """Class `c`'s matching loss (call under a tape watching the stored images)."""
-    params = self._aug.sample(1, base.fold(seed, 1))
-    real = self.real.class_batch(c, self.config.real_per_class, base.fold(seed, 2))
-    real = self._aug.apply(self.real.normalize(real), params)
-    syn = self._aug.apply(self.real.normalize(self.synthetic.formed_class(c)), params)
+    real, syn = base.siamese_class_pair(self._aug, self.real, self.synthetic, c,
+                                        self.config.real_per_class, seed)
     y_real = tf.fill(tf.shape(real)[:1], tf.cast(c, tf.int32))
     y_syn = tf.fill(tf.shape(syn)[:1], tf.cast(c, tf.int32))
     return matching.gradient_match(self.model, self.matched, real, y_real, syn, y_syn,

@@ -124,10 +124,8 @@ class DM:
 
   def class_loss(self, c, seed) -> tf.Tensor:
     """Class `c`'s DM loss under one siamese draw (differentiable w.r.t. the images)."""
-    params = self._siamese.sample(1, base.fold(seed, 1))
-    real = self.real.class_batch(c, self.config.real_per_class, base.fold(seed, 2))
-    real = self._siamese.apply(self.real.normalize(real), params)
-    syn = self._siamese.apply(self.real.normalize(self.synthetic.formed_class(c)), params)
+    real, syn = base.siamese_class_pair(self._siamese, self.real, self.synthetic, c,
+                                        self.config.real_per_class, seed)
     return mean_embedding_distance(self.embed, real, syn)
 
   def _step(self, step):
