@@ -32,6 +32,9 @@ _CELLS = flags.DEFINE_list("cells", ["idc@10", "idc_i@10", "idc@1", "idc_i@1", "
                                      "idc_i@50"], "method@ipc cells, run in this order.")
 _OUTER = flags.DEFINE_integer("outer", 10, "Outer iterations per cell (x 100 inner).")
 _PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16", "Matching network precision.")
+_MINUTES = flags.DEFINE_float(
+    "minutes", None, "Cap on each cell's condensation minutes (summed over sessions); a cell "
+    "stopped by it records the inner iterations it reached.")
 _PROTOCOL = flags.DEFINE_string("protocol", "cpu", "Evaluation protocol.")
 _EVAL_PRECISION = flags.DEFINE_string("eval_precision", "mixed_bfloat16", "Evaluation precision.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Evaluation repetitions.")
@@ -76,7 +79,8 @@ def main(argv):
   def save():
     _util.write_json(_OUT, dict(
         machine=_util.machine(), command="python -m benchmarks.idc_fashion",
-        budget=f"{_OUTER.value} outer x 100 inner iterations per cell",
+        budget=(f"{_OUTER.value} outer x 100 inner iterations per cell"
+                + (f", at most {_MINUTES.value:g} minutes" if _MINUTES.value else "")),
         condensation_precision=_PRECISION.value, rows=rows, baselines=_baselines(),
         paper_table10=[dict(method=m, ipc=i, acc=a) for (m, i), a in PAPER.items()]))
 
@@ -99,7 +103,8 @@ def main(argv):
     res = condense_lib.condense(
         method, source, ipc, outer_iterations=_OUTER.value, inner_iterations=100,
         precision=_PRECISION.value,
-        options=engine.RunOptions(workdir=workdir, checkpoint_seconds=120, desc=cell),
+        options=engine.RunOptions(workdir=workdir, minutes=_MINUTES.value, checkpoint_seconds=120,
+                                 desc=cell),
         artifact_dir=art_dir)
     print(f"{cell}: condensed {res.run.steps} inner iterations, {res.run.seconds / 60:.1f} min "
           f"of work in all (this session {(time.time() - t0) / 60:.1f} min), "
@@ -111,7 +116,7 @@ def main(argv):
                            desc=f"eval {cell} {protocol_name}")
       row = dict(method=method, ipc=ipc, factor=res.artifact.factor,
                  outer_iterations=_OUTER.value, inner_iterations=100,
-                 steps=res.run.steps, budget_minutes=round(res.run.seconds / 60, 1),
+                 steps=res.run.steps, stopped=res.run.stopped, budget_minutes=round(res.run.seconds / 60, 1),
                  condensation_precision=_PRECISION.value, protocol=protocol_name,
                  precision=protocol.precision, repetitions=reps,
                  acc_mean=result.best_mean, acc_std=result.best_std,

@@ -201,7 +201,7 @@ def test_condense_lowers_the_trajectory_loss_and_writes_an_artifact(tmp_path):
   assert os.path.exists(os.path.join(res.artifact_dir, "images.npy"))
 
 
-def test_resume_continues_bit_for_bit(tmp_path):
+def test_resume_continues_from_checkpoint(tmp_path):
   src = quadrant_source()
   _dummy_experts(src, str(tmp_path / "e"), rows=4)
   cfg = _cfg(tmp_path / "e", max_start_epoch=3, batch_syn=5, loop="while",
@@ -223,8 +223,11 @@ def test_resume_continues_bit_for_bit(tmp_path):
   reset([np.full_like(x, 7.0) for x in initial])  # garbage: the checkpoint must win
   r = engine.run(method, opts)
   assert r.resumed_from == 2 and r.steps == 4
-  np.testing.assert_array_equal(method.synthetic.images.numpy(), whole[0])
-  assert float(method.syn_lr.numpy()) == whole[1] != cfg.lr_teacher
+  # Without op determinism, multi-threaded reductions may differ in the last bit (CI saw
+  # 1.2e-7); the garbage above is 7 away, so a tight tolerance still proves the resume.
+  np.testing.assert_allclose(method.synthetic.images.numpy(), whole[0], rtol=0, atol=1e-5)
+  assert float(method.syn_lr.numpy()) == pytest.approx(whole[1], rel=1e-5)
+  assert whole[1] != cfg.lr_teacher
   assert method._step_fn.experimental_get_tracing_count() == 1  # traced once
 
 
