@@ -46,7 +46,10 @@ def test_evaluate_end_to_end_writes_rows_and_artifacts_and_resumes(tmp_path):
   assert rows[0]["num_images"] == 20 and rows[1]["num_images"] == 200
   assert "| random | 2 |" in out.stdout
   art = tmp_path / "arts" / "fashion_mnist_random_ipc2"
-  assert sorted(os.listdir(art)) == ["images.npy", "labels.npy", "meta.json"]
+  assert sorted(os.listdir(art)) == ["evaluation.json", "images.npy", "labels.npy",
+                                     "meta.json"]
+  reported = json.loads((art / "evaluation.json").read_text())
+  assert reported["acc_mean"] == rows[0]["acc_mean"] and reported["seed"] == 0
   # A second run skips finished cells and evaluates the saved artifact.
   out = run_app(*args[:-4], "--output", str(out_json), "--method", "random",
                 "--artifact", str(art))

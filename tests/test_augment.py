@@ -233,7 +233,8 @@ _SHAPES = {"gray28": ((8, 28, 28, 1), (0.29,), (0.35,)),
 
 
 @pytest.mark.parametrize("shape_key", sorted(_SHAPES))
-@pytest.mark.parametrize("name", ["none", "imagenet", "dsa", "autoaugment", "randaugment"])
+@pytest.mark.parametrize("name", ["none", "imagenet", "dsa", "autoaugment", "randaugment",
+                                  "time_shift_noise"])
 def test_policy_in_tf_function(name, shape_key):
   shape, mean, std = _SHAPES[shape_key]
   policy = policies.make_policy(name, image_shape=shape[1:], mean=mean, std=std,
@@ -254,7 +255,7 @@ def test_policy_in_tf_function(name, shape_key):
 
 def test_policy_registry_and_options():
   assert set(policies.POLICIES.names()) == {"none", "imagenet", "dsa", "autoaugment",
-                                            "randaugment"}
+                                            "randaugment", "time_shift_noise"}
   with pytest.raises(UnknownNameError, match="randaugment"):
     policies.make_policy("trivial", image_shape=(8, 8, 1), mean=(0.5,), std=(0.5,))
   with pytest.raises(ValueError):
@@ -276,6 +277,30 @@ def test_xla_apply_matches_plain(name):
   out = [policies.make_policy(name, image_shape=shape[1:], mean=mean, std=std,
                               jit_compile=jit)(x, SEED) for jit in (True, False)]
   np.testing.assert_allclose(out[0], out[1], atol=1e-4)
+
+
+def test_time_shift_moves_time_only_and_fills_with_silence():
+  """Without noise every sample is itself shifted along axis 1 by at most 2 of 16 frames."""
+  x = 0.8 * _images((32, 16, 8, 1), 19, np.float32) + 0.1  # in (0, 1): none silent
+  policy = policies.make_policy("time_shift_noise", image_shape=(16, 8, 1), mean=(0.5,),
+                                std=(0.2,), noise=0.0)
+  out = policy(tf.constant(x), SEED).numpy()
+  shifts = []
+  for a, b in zip(x, out):
+    matches = [s for s in range(-2, 3)
+               if np.array_equal(b, np.roll(a, s, axis=0) * _kept(16, s)[:, None, None])]
+    assert len(matches) == 1, "each sample must be one whole-frame time shift"
+    shifts.append(matches[0])
+  assert len(set(shifts)) == 5  # all shifts in [-2, 2] are drawn over 32 samples
+  noisy = policies.make_policy("time_shift_noise", image_shape=(16, 8, 1), mean=(0.5,),
+                               std=(0.2,), max_shift=0.0)(tf.constant(x), SEED).numpy()
+  assert 0 < np.abs(noisy - np.clip(x, 0, 1)).mean() < 0.03
+
+
+def _kept(frames, shift):
+  """1 for output frames read from inside the clip, 0 for the silence shifted in."""
+  t = np.arange(frames) - shift
+  return ((t >= 0) & (t < frames)).astype(np.float32)
 
 
 def test_dsa_policy_fills_with_the_mean_colour():

@@ -6,6 +6,7 @@ on their dummy_data/), which `testpaths = tests` would otherwise not reach.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import keras
@@ -142,7 +143,9 @@ def test_normalization_table_matches_the_sources():
   assert export.NORMALIZATION["fashion_mnist"] == (tuple(src.mean), tuple(src.std))
 
 
-def test_manual_dir_holds_user_artifacts(tmp_path):
+def test_manual_dir_holds_user_artifacts(tmp_path, monkeypatch):
+  # Nothing shipped for this test (the package ships kcenter_ipc10 itself).
+  monkeypatch.setattr(FMNIST, "prebuilt_dir", classmethod(lambda cls: str(tmp_path / "none")))
   _write_artifact(tmp_path / "manual" / "kcenter_ipc10", ipc=10, method="kcenter",
                   factor=1)
   ds = export.load("condensed_fashion_mnist/kcenter_ipc10", split="train",
@@ -181,7 +184,8 @@ def test_missing_artifact_names_the_command(tmp_path):
     builder.download_and_prepare()
 
 
-def test_meta_mismatch_raises(tmp_path):
+def test_meta_mismatch_raises(tmp_path, monkeypatch):
+  monkeypatch.setattr(FMNIST, "prebuilt_dir", classmethod(lambda cls: str(tmp_path / "none")))
   _write_artifact(tmp_path / "manual" / "idc_ipc10", ipc=1)  # an ipc-1 set in the ipc-10 slot
   builder = tfds.builder("condensed_fashion_mnist/idc_ipc10", data_dir=str(tmp_path / "a"))
   config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual"))
@@ -259,3 +263,32 @@ def test_folder_sources_take_label_names_from_the_artifact(tmp_path):
                           data_dir=str(tmp_path / "tfds"))
   assert reloaded.info.features["label"].names == names
   assert tf.io.gfile.exists(str(reloaded.data_path))
+
+
+def _shipped():
+  root = FMNIST.prebuilt_dir()
+  return sorted(d for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, "meta.json")))
+
+
+def test_shipped_artifacts_match_their_configs_and_load(tmp_path):
+  """Every prebuilt Fashion-MNIST artifact: meta.json fits its config name, evaluation.json
+  carries the measured accuracy, and `tfds.load` serves the formed images with it."""
+  shipped = _shipped()
+  assert "idc_ipc10" in shipped and "random_ipc1" in shipped
+  configs = {c.name: c for c in FMNIST.BUILDER_CONFIGS}
+  for name in shipped:
+    art_dir = os.path.join(FMNIST.prebuilt_dir(), name)
+    meta = json.loads(open(os.path.join(art_dir, "meta.json")).read())
+    config = configs[name]
+    assert (meta["method"], meta["ipc"], meta.get("factor", 1)) == (
+        config.method, config.ipc, config.factor), name
+    labels = np.load(os.path.join(art_dir, "labels.npy"))
+    assert np.bincount(labels, minlength=10).tolist() == [config.ipc] * 10, name
+    reported = json.loads(open(os.path.join(art_dir, "evaluation.json")).read())
+    assert 10.0 < reported["acc_mean"] <= 100.0 and reported["protocol"], name
+  ds = tfds.load("condensed_fashion_mnist/idc_ipc10", split="train",
+                 data_dir=str(tmp_path), as_supervised=True)
+  x, y = _as_numpy(ds)
+  assert x.shape == (400, 28, 28, 1) and np.bincount(y).tolist() == [40] * 10
+  meta = tfds.builder("condensed_fashion_mnist/idc_ipc10", data_dir=str(tmp_path)).info.metadata
+  assert meta["artifact"] == "prebuilt" and meta["accuracy"]["acc_mean"] > 70

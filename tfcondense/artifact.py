@@ -28,6 +28,9 @@ from tfcondense.errors import CorruptArtifactError
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 WEIGHTS = "formation.npz"
+#: The evaluation of the set by whoever made it (tfcondense.evaluate.Result.as_dict()
+#: plus seed and source); the TFDS builders report it as the set's accuracy.
+EVALUATION = "evaluation.json"
 _REQUIRED_META = ("source", "method", "ipc")
 
 
@@ -67,6 +70,21 @@ def _check(images: np.ndarray, labels: np.ndarray, meta: Dict[str, Any], where: 
     raise CorruptArtifactError(f"{where}: meta.json lacks {', '.join(missing)}")
   if not np.all(np.isfinite(images)):
     raise CorruptArtifactError(f"{where}: images contain NaN or infinite values")
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  """Writes `obj` as JSON to `path` through a temporary file renamed into place."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json",
+                             dir=os.path.dirname(os.path.abspath(path)))
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def save_artifact(directory: str, images, labels, meta: Dict[str, Any],

@@ -52,7 +52,7 @@ def write_rows(path: str, rows: Sequence[Dict[str, Any]], header: Dict[str, Any]
   os.replace(tmp, path)
 
 
-def compare(source, cells: Iterable[Cell], *, model: str = "convnet3",
+def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
             protocol="cpu", repetitions: int = 3, seed: int = 0,
             results_path: Optional[str] = None, artifacts_root: Optional[str] = None,
             cache_dir: Optional[str] = None, header: Optional[Dict[str, Any]] = None,
@@ -62,8 +62,9 @@ def compare(source, cells: Iterable[Cell], *, model: str = "convnet3",
   Args:
     source: the SourceData.
     cells: what to evaluate.
-    model: evaluation model name.
-    protocol: evaluation protocol (name or Protocol).
+    model: evaluation model name (None: the source's, `evaluate.default_model`).
+    protocol: evaluation protocol (name or Protocol; a name takes the source's
+      default augmentation, `evaluate.SOURCE_DEFAULTS`).
     repetitions: evaluation repetitions per cell.
     seed: seed for selection and evaluation.
     results_path: JSON file holding finished rows (read first, appended to).
@@ -76,7 +77,10 @@ def compare(source, cells: Iterable[Cell], *, model: str = "convnet3",
   Returns:
     Rows (dicts) with method, ipc, model, protocol, acc_mean, acc_std, seconds, ...
   """
+  if isinstance(protocol, str):
+    protocol = ev.get_protocol(protocol, augmentation=ev.default_augmentation(source.name))
   protocol = ev.get_protocol(protocol)
+  model = model or ev.default_model(source.name)
   rows = read_rows(results_path)
   done = {(r["key"], r["model"], r["protocol"], r.get("augmentation")) for r in rows}
   head = dict(header or {}, source=source.name, protocol=protocol.describe(),
@@ -107,6 +111,12 @@ def compare(source, cells: Iterable[Cell], *, model: str = "convnet3",
     res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
                       repetitions=repetitions, seed=seed, show_progress=show_progress,
                       desc=f"eval {cell.key}")
+    if artifacts_root and not cell.artifact_dir and cell.method != FULL:
+      # What the TFDS builders report as the set's accuracy (datasets_builders/).
+      artifact_lib.write_json_atomic(
+          os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}",
+                       artifact_lib.EVALUATION),
+          dict(res.as_dict(), seed=int(seed), source=source.name))
     row = dict(key=cell.key, method=meta.get("method", cell.method),
                ipc=meta.get("ipc", cell.ipc), factor=meta.get("factor", 1),
                source=source.name, select_seconds=round(select_seconds, 1),

@@ -35,8 +35,9 @@ def save_grid(images: np.ndarray, labels: np.ndarray, path: str,
   rows = len(classes)
   h, w = images.shape[1:3]
   scale = max(0.35, min(1.2, 28.0 / max(h, w) * 0.9))
-  fig, axes = plt.subplots(rows, cols, figsize=(cols * scale + 1.2, rows * scale + 0.4),
-                           squeeze=False)
+  title_inches = 0.3 if title else 0.0  # a band above the grid, so the title never overlaps
+  height = rows * scale + 0.4 + title_inches
+  fig, axes = plt.subplots(rows, cols, figsize=(cols * scale + 1.2, height), squeeze=False)
   for r, c in enumerate(classes):
     chosen = images[labels == c][:cols]
     for j in range(cols):
@@ -55,7 +56,7 @@ def save_grid(images: np.ndarray, labels: np.ndarray, path: str,
     axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
   if title:
     fig.suptitle(title, fontsize=9)
-  fig.tight_layout(pad=0.2, w_pad=0.05, h_pad=0.05)
+  fig.tight_layout(pad=0.2, w_pad=0.05, h_pad=0.05, rect=(0, 0, 1, 1 - title_inches / height))
   path = os.path.abspath(path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png")

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from datasets_builders import _condensed
+from tfcondense.data.speech import CLASS_NAMES
 
 SOURCE = _condensed.register_source(_condensed.SourceSpec(
     name="speech_commands", title="Speech Commands (8 words)", image_shape=(64, 64, 1),
-    # Not a tfcondense source yet: the 8 words of IDC's mini Speech Commands.
-    class_names=("down", "go", "left", "no", "right", "stop", "up", "yes"),
-    formation="time", registered_source=False,
+    class_names=CLASS_NAMES,  # the 8 words of IDC's Mini Speech Commands
+    formation="time",
     homepage="https://www.tensorflow.org/datasets/catalog/speech_commands"))
 
 
@@ -15,5 +15,6 @@ class Builder(_condensed.CondensedBuilder):
   """condensed_speech_commands: one config per method and images per class."""
 
   SOURCE = SOURCE
-  BUILDER_CONFIGS = _condensed.make_configs(SOURCE)
+  # IDC reports speech at 10 and 20 stored spectrograms per class (Table 4).
+  BUILDER_CONFIGS = _condensed.make_configs(SOURCE, ipcs=(1, 10, 20, 50))
   DEFAULT_BUILDER_CONFIG_NAME = "idc_ipc10"

@@ -21,7 +21,7 @@ Keras 3 preprocessing layers were checked (keras 3.15, TF backend) and none is u
 
 So the ops are written here (flip, padded crop by gather, torchvision colour jitter).
 
-Names: none, imagenet, dsa, autoaugment, randaugment.
+Names: none, imagenet, dsa, autoaugment, randaugment, and time_shift_noise (spectrograms).
 """
 from __future__ import annotations
 
@@ -212,3 +212,35 @@ def _randaugment(*, image_shape, mean, std, flip, num_ops: int = 2, magnitude: i
   del image_shape, mean, std, flip
   return lambda x, seed: aa.randaugment(x, seed, num_ops=num_ops, magnitude_bin=magnitude,
                                         num_bins=num_bins)
+
+
+@POLICIES.register("time_shift_noise")
+def _time_shift_noise(*, image_shape, mean, std, flip, max_shift: float = 0.125,
+                      noise: float = 0.03) -> Policy:
+  """Our spectrogram augmentation: a per-sample time shift and additive noise.
+
+  For the speech source's [N, time, freq, 1] images (tfcondense/speech/audio.py), each
+  sample is shifted along time (axis 1) by a whole number of frames drawn uniformly in
+  [-max_shift * T, max_shift * T] (0.125 of a 1 s clip = 125 ms), the frames shifted in
+  being silence (0 on the stored scale, log(1e-3)), then gets Gaussian noise with a
+  per-sample std drawn in [0, noise], clipped back to [0, 1]. IDC evaluates speech with
+  no augmentation; this is an option of ours (`--augmentation time_shift_noise`).
+  Frequency is never moved, so the policy suits spectrograms only.
+  """
+  del mean, std, flip
+  frames = int(image_shape[0])
+  limit = int(round(max_shift * frames))
+
+  def policy(x, seed):
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    shift = tf.random.stateless_uniform([n], seeds[0], -limit, limit + 1, dtype=tf.int32)
+    src = tf.range(frames)[None, :] - shift[:, None]  # output frame t reads t - shift
+    valid = (src >= 0) & (src < frames)
+    moved = tf.gather(x, tf.clip_by_value(src, 0, frames - 1), axis=1, batch_dims=1)
+    moved = tf.where(valid[:, :, None, None], moved, tf.zeros_like(moved))
+    sigma = tf.random.stateless_uniform([n, 1, 1, 1], seeds[1], 0.0, noise, dtype=x.dtype)
+    eps = tf.random.stateless_normal(tf.shape(x), seeds[2], dtype=x.dtype)
+    return tf.clip_by_value(moved + sigma * eps, 0.0, 1.0)
+
+  return policy
