@@ -12,6 +12,13 @@ ConvNet-3 on the formed images and prints its test accuracy. Killed or out of
 budget, the same command resumes from the last checkpoint (at most
 --checkpoint_seconds of work is lost); a larger --minutes continues a finished
 budget. Measured accuracies per budget are in BENCHMARKS.md ("IDC on Fashion-MNIST").
+
+IDC and IDC-I also run split over devices or machines with --strategy mirrored or
+multi_worker (same result as one process up to float rounding; see README "Scaling
+out with tf.distribute"), e.g. on one machine with two logical CPUs:
+
+  python -m apps.condense --source digits --method idc --ipc 1 --outer_iterations 1 \
+      --inner_iterations 2 --workdir runs/idc_mirrored --strategy mirrored --logical_cpus 2
 """
 from __future__ import annotations
 
@@ -85,6 +92,7 @@ _EVAL_PRECISION = flags.DEFINE_enum("eval_precision", None, ["float32", "mixed_b
                                     "Override the evaluation protocol's precision.")
 _DETERMINISTIC = flags.DEFINE_bool("deterministic", False,
                                    "Enable TF op determinism (bit-identical resumes).")
+_common.define_strategy_flags()
 
 
 def _parse_sets(items):
@@ -107,6 +115,7 @@ def _parse_sets(items):
 def main(argv):
   del argv
   _common.quiet_tensorflow()
+  cluster = _common.make_cluster()  # before any other TensorFlow work
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
@@ -133,10 +142,19 @@ def main(argv):
                               max_steps=_MAX_STEPS.value,
                               checkpoint_seconds=_CKPT_S.value,
                               desc=f"{_METHOD.value} ipc{_IPC.value}")
+  if cluster.distributed:
+    print(f"strategy {cluster.describe()}")
+  cache = "cache" if cluster.is_chief else f"cache-worker{cluster.worker_index}"
   res = condense_lib.condense(_METHOD.value, source, _IPC.value, options=options,
                               artifact_dir=_ARTIFACT.value,
-                              init_options={"cache_dir": os.path.join(_WORKDIR.value, "cache")}
-                              if _WORKDIR.value else None, **overrides)
+                              init_options={"cache_dir": os.path.join(_WORKDIR.value, cache)}
+                              if _WORKDIR.value else None, cluster=cluster, **overrides)
+  if not cluster.is_chief:  # the chief reports and writes; evaluation is shared below
+    if _EVALUATE.value:
+      _evaluate(res, source, cluster)
+    print(f"worker {cluster.worker_index}: {res.run.steps}/{res.run.total_steps} iterations "
+          "done; the chief prints the results")
+    return
   meta = res.artifact.meta
   run = res.run
   print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
@@ -151,18 +169,24 @@ def main(argv):
     print(f"artifact: {res.artifact_dir}")
     print(f"grid: {res.grid_png}" + (f"  formed: {res.formed_png}" if res.formed_png else ""))
   if _EVALUATE.value:
-    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
-    from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
-    protocol = ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value)
-    fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
-    result = ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
-                         seed=_SEED.value)
+    result = _evaluate(res, source, cluster)
     print(f"evaluation: {result}")
     if res.artifact_dir:
       path = os.path.join(res.artifact_dir, "evaluation.json")
       with open(path + ".tmp", "w") as f:
         json.dump(dict(result.as_dict(), seed=_SEED.value, source=source.name), f, indent=2)
       os.replace(path + ".tmp", path)
+
+
+def _evaluate(res, source, cluster):
+  """--evaluate: the repetitions spread over the workers (all of them call this)."""
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
+  protocol = ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value,
+                            augmentation=ev.default_augmentation(source.name))
+  fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
+  return ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
+                     seed=_SEED.value, cluster=cluster)
 
 
 if __name__ == "__main__":

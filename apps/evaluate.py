@@ -9,6 +9,10 @@ prints a Markdown table of best / last test accuracy (mean +- std over repetitio
 per method and writes the rows to --output. Evaluate an artifact directory written by
 `apps.condense` or a selection method with `--artifact DIR[,DIR...]`. Finished rows
 already in --output are skipped when the command is run again.
+
+With --strategy multi_worker (one process per machine or GPU, the cluster in
+TF_CONFIG) the cells are spread over the workers and the chief writes the table and
+--output; see README "Scaling out with tf.distribute".
 """
 from __future__ import annotations
 
@@ -33,12 +37,14 @@ _ARTIFACT = flags.DEFINE_list("artifact", [],
                               "Artifact directories (images.npy, labels.npy, meta.json) to "
                               "evaluate instead of / besides --method.")
 _IPC = flags.DEFINE_list("ipc", ["10"], "Comma-separated images per class for --method.")
-_MODEL = flags.DEFINE_string("model", "convnet3",
-                             "Evaluation network (convnet3, convnet4, mlp, resnet10, resnet18, "
+_MODEL = flags.DEFINE_string("model", None,
+                             "Evaluation network (default convnet3; convnet4 for "
+                             "speech_commands, as IDC). Choices: convnet3, convnet4, mlp, resnet10, resnet18, "
                              "resnet152, resnet_ap10, densenet121, efficientnet_b0, vit).")
 _AUG = flags.DEFINE_string("augmentation", None,
                            "Evaluation augmentation: none, imagenet, dsa, autoaugment, "
-                           "randaugment (default: the protocol's, dsa).")
+                           "randaugment (default: the protocol's, dsa; none for speech_commands, "
+                           "as IDC).")
 _PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "quick", "smoke"],
                               "paper = 1000 epochs (IDC/DC-BENCH); cpu = 1000 steps; "
                               "quick = 300 steps; smoke = 4 steps (tests).")
@@ -57,13 +63,16 @@ _CACHE = flags.DEFINE_string("cache_dir", None,
                              "Cache for the embedding network shared by herding and kcenter.")
 _LIMIT = flags.DEFINE_integer("limit_per_class", None,
                               "Use only the first N training images of each class (smoke runs).")
+_common.define_strategy_flags()
 
 
 @_common.friendly_errors
 def main(argv):
   del argv
   _common.quiet_tensorflow()
+  cluster = _common.make_cluster()  # before any other TensorFlow work
   from tfcondense import data  # pylint: disable=g-import-not-at-top
+  from tfcondense import distribute  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
 
@@ -71,7 +80,8 @@ def main(argv):
   if _DATA_DIR.value:
     kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
   source = data.load_source(_SOURCE.value, **kwargs)
-  overrides = dict(augmentation=_AUG.value, precision=_PRECISION.value)
+  overrides = dict(augmentation=_AUG.value or ev.default_augmentation(source.name),
+                   precision=_PRECISION.value)
   if _STEPS.value is not None:
     overrides.update(steps=_STEPS.value, epochs=None)
   elif _EPOCHS.value is not None:
@@ -86,10 +96,15 @@ def main(argv):
            for i in _IPC.value for m in method_names
            if m != experiment.FULL or i == _IPC.value[0]]
   cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in _ARTIFACT.value]
-  rows = experiment.compare(
-      source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
+  if cluster.multi_worker:
+    print(f"strategy {cluster.describe()}: cells spread over the workers")
+  rows = distribute.compare(
+      cluster, source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
       seed=_SEED.value, results_path=_OUTPUT.value, artifacts_root=_SAVE.value,
       cache_dir=_CACHE.value)
+  if not cluster.is_chief:
+    print(f"worker {cluster.worker_index}: done; the chief prints the table")
+    return
   print(experiment.format_table(rows))
   if _OUTPUT.value:
     print(f"rows written to {os.path.abspath(_OUTPUT.value)}")

@@ -80,3 +80,18 @@ def test_evaluate_rejects_bad_input_and_diverging_runs():
     ev.evaluate(src.train_images, src.train_labels, src,
                 protocol=ev.get_protocol("smoke", lr=1e12, steps=20), repetitions=1,
                 show_progress=False)
+
+
+def test_speech_sources_default_to_convnet4_without_augmentation():
+  """IDC evaluates spectrograms with ConvNet-4 and no augmentation; other sources keep
+  ConvNet-3 and the protocol's DSA; an explicit Protocol is respected as given."""
+  assert ev.default_model("speech_commands") == "convnet4"
+  assert ev.default_model("fashion_mnist") == "convnet3"
+  assert ev.default_augmentation("fashion_mnist") is None
+  src = quadrant_source(n_per_class=4, size=16, name="speech_commands")
+  res = ev.evaluate(src.train_images, src.train_labels, src, protocol="smoke",
+                    repetitions=1, show_progress=False)
+  assert (res.model, res.augmentation) == ("convnet4", "none")
+  res = ev.evaluate(src.train_images, src.train_labels, src, model="mlp",
+                    protocol=ev.get_protocol("smoke"), repetitions=1, show_progress=False)
+  assert (res.model, res.augmentation) == ("mlp", "dsa")

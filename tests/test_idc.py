@@ -281,4 +281,10 @@ def test_factor_defaults_to_the_sources():
 def test_speech_defaults_split_along_time_with_convnet4():
   cfg = condense_lib.make_config("idc", "speech_commands", 10)
   assert (cfg.formation, cfg.factor, cfg.model) == ("time", 2, "convnet4")
-  assert condense_lib.make_config("idc", "fashion_mnist", 10).model == "convnet3"
+  assert cfg.lr_net == pytest.approx(3e-4)  # the reference's speech network lr
+  fashion = condense_lib.make_config("idc", "fashion_mnist", 10)
+  assert (fashion.model, fashion.lr_net) == ("convnet3", 0.01)
+  # DM on spectrograms uses the same network and time-axis formation.
+  dm = condense_lib.make_config("dm_mf", "speech_commands", 10)
+  assert (dm.model, dm.formation, dm.factor) == ("convnet4", "time", 2)
+  assert condense_lib.make_config("dm", "fashion_mnist", 10).model == "convnet3"

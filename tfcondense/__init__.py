@@ -33,7 +33,8 @@ _LAZY = {
 }
 
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
-_SUBMODULES = ("condense", "continual", "engine", "export", "formation", "synthetic")
+_SUBMODULES = ("condense", "continual", "distribute", "engine", "export", "formation",
+               "synthetic")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

@@ -62,7 +62,7 @@ def make_config(method: str, source_name: str, ipc: int, **overrides):
 
 def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engine.RunOptions(),
              artifact_dir: Optional[str] = None, init_options: Optional[Dict[str, Any]] = None,
-             **overrides) -> CondenseResult:
+             cluster=None, **overrides) -> CondenseResult:
   """Condenses `source` to `ipc` stored images per class with `method`.
 
   Args:
@@ -73,6 +73,9 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
     artifact_dir: where to write the artifact (default `<workdir>/artifact`; with
       neither, nothing is written).
     init_options: options of the initialiser (e.g. cache_dir for kcenter init).
+    cluster: a `tfcondense.distribute.Cluster` to run the method split over its
+      replicas (None or the default strategy: this process alone). Only the chief
+      writes the artifact; every worker returns it.
     **overrides: config fields (factor, outer_iterations, lr_img, precision, ...).
 
   Returns:
@@ -81,9 +84,12 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
   """
   spec = SYNTHESIS.get(method)
   cfg = make_config(method, source.name, ipc, **overrides)
-  method_obj = spec.build(source, cfg, init_options)
+  if cluster is not None and cluster.distributed:
+    method_obj = cluster.build_method(method.lower(), spec.build, source, cfg, init_options)
+  else:
+    method_obj = spec.build(source, cfg, init_options)
   record = dict(method=method.lower(), source=source.name, config=cfg.as_dict())
-  result = engine.run(method_obj, options, config=record)
+  result = engine.run(method_obj, options, config=record, cluster=cluster)
   syn = method_obj.synthetic
   images, labels = syn.numpy()
   form = syn.formation
@@ -97,6 +103,8 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
   weights = form.get_weights() if getattr(form, "variables", None) else None
   if artifact_dir is None and options.workdir:
     artifact_dir = os.path.join(options.workdir, "artifact")
+  if cluster is not None and not cluster.is_chief:
+    artifact_dir = None
   art = artifact_lib.Artifact(images, labels, meta, dict(weights or {}))
   grid = formed_png = None
   if artifact_dir:

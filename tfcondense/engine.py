@@ -17,7 +17,11 @@ does everything else, once for all methods:
 * a NaN or infinite loss stops the run with `NonFiniteLossError`; the last good
   checkpoint is kept (never overwritten by the bad state);
 * visibility: a tqdm bar with ETA, TensorBoard scalars (loss, seconds per step) and
-  image grids under `<workdir>/tensorboard`.
+  image grids under `<workdir>/tensorboard`;
+* several workers (`cluster`, a `tfcondense.distribute.Cluster`): only the chief writes
+  config.json, checkpoints and logs; every worker restores the same checkpoint (checked),
+  the budget stop is agreed by all workers, and a lost worker stops the run with
+  `WorkerLostError` naming the checkpoint a restart resumes from.
 """
 from __future__ import annotations
 
@@ -33,7 +37,21 @@ import tensorflow as tf
 
 from tfcondense import progress as progress_lib
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
-                               NonFiniteLossError)
+                               NonFiniteLossError, TfcondenseError, WorkerLostError)
+
+
+class Cluster(Protocol):
+  """What the loop needs from a multi-worker run (`tfcondense.distribute.Cluster`)."""
+
+  is_chief: bool
+  multi_worker: bool
+  peer_errors: tuple
+
+  def any(self, flag: bool) -> bool:
+    """True on every worker if `flag` is true on any worker."""
+
+  def check_same(self, value, what: str) -> None:
+    """Raises unless every worker holds an equal `value`."""
 
 
 class Method(Protocol):
@@ -97,10 +115,14 @@ def _write_json_atomic(path: str, obj) -> None:
   os.replace(tmp, path)
 
 
-def guard_config(workdir: str, config: Dict[str, Any]) -> None:
-  """Writes `config.json` in a new workdir, or checks it equals the recorded one."""
-  os.makedirs(workdir, exist_ok=True)
+def guard_config(workdir: str, config: Dict[str, Any], write: bool = True) -> None:
+  """Writes `config.json` in a new workdir, or checks it equals the recorded one
+  (`write=False`: only checks an existing one, as a non-chief worker does)."""
   path = os.path.join(workdir, "config.json")
+  if write:
+    os.makedirs(workdir, exist_ok=True)
+  elif not os.path.exists(path):
+    return
   config = json.loads(json.dumps(config, sort_keys=True))
   if os.path.exists(path):
     try:
@@ -118,9 +140,44 @@ def guard_config(workdir: str, config: Dict[str, Any]) -> None:
   _write_json_atomic(path, config)
 
 
+def _together(cluster: Optional[Cluster], fn: Callable[[], Any]):
+  """`fn()` on every worker; if it raises a library error on any worker, every worker
+  raises (none is left waiting for the others in a collective)."""
+  error = None
+  try:
+    out = fn()
+  except TfcondenseError as e:
+    error = e
+  if cluster is not None and cluster.multi_worker and cluster.any(error is not None):
+    raise error or TfcondenseError("another worker could not start the run; see its log")
+  if error is not None:
+    raise error
+  return out
+
+
+def _peer_detail(error) -> str:
+  """The informative line of a failed collective's message (e.g. 'Socket closed')."""
+  lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+  for line in lines:
+    if "aborted by:" in line:
+      return line.split("aborted by:", 1)[1].strip()[:200]
+  useful = [l for l in lines if not l.endswith("execution error:")]
+  return (useful or ["no detail"])[0][:200]
+
+
+def _fingerprint(step: int, method: Method) -> list:
+  """The restored step and a checksum of the method's state (to compare workers)."""
+  total = 0.0
+  for v in tf.nest.flatten(method.checkpoint_items()):
+    if hasattr(v, "dtype") and tf.as_dtype(v.dtype).is_floating:  # Keras dtypes are str
+      total += float(tf.reduce_sum(tf.cast(tf.convert_to_tensor(v), tf.float64)))
+  return [step, total]
+
+
 def run(method: Method, options: RunOptions = RunOptions(),
         config: Optional[Dict[str, Any]] = None,
-        on_step: Optional[Callable[[int, Dict[str, float]], None]] = None) -> RunResult:
+        on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
+        cluster: Optional[Cluster] = None) -> RunResult:
   """Runs `method.step` from the last checkpoint until done, out of budget or stopped.
 
   Args:
@@ -129,6 +186,7 @@ def run(method: Method, options: RunOptions = RunOptions(),
     config: the method's settings, recorded in / checked against
       `<workdir>/config.json`.
     on_step: optional callback(step, scalars) after every step.
+    cluster: the workers of a distributed run (None: this process alone).
 
   Returns:
     A RunResult.
@@ -137,15 +195,16 @@ def run(method: Method, options: RunOptions = RunOptions(),
     NonFiniteLossError: a step returned a NaN / infinite loss (state not saved).
     InvalidConfigError: the workdir belongs to a run with other settings.
     CorruptArtifactError: the checkpoint cannot be read.
+    WorkerLostError: (multi-worker) another worker died or stopped answering.
+    DistributedError: (multi-worker) the workers restored different states.
   """
+  chief = cluster is None or cluster.is_chief
   step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
   seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
   ckpt = tf.train.Checkpoint(step=step_var, seconds=seconds_var, **method.checkpoint_items())
   manager = writer = None
-  if options.workdir:
-    guard_config(options.workdir, config or {})
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(options.workdir, "checkpoints"),
-                                         max_to_keep=options.keep_checkpoints)
+
+  def restore():
     if manager.latest_checkpoint:
       try:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -154,7 +213,32 @@ def run(method: Method, options: RunOptions = RunOptions(),
             f"cannot restore {manager.latest_checkpoint} ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); delete "
             f"{options.workdir} to start afresh") from e
-    writer = tf.summary.create_file_writer(os.path.join(options.workdir, "tensorboard"))
+
+  def lost(error, step):
+    last = manager.latest_checkpoint if manager is not None else None
+    return WorkerLostError(
+        f"lost contact with another worker at step {step} ({type(error).__name__}: "
+        f"{_peer_detail(error)}); stopped. "
+        + (f"The last checkpoint is {last}; start every worker again with the same "
+           "command to resume from it." if last else
+           "No checkpoint was written (give --workdir to make runs resumable)."))
+
+  multi = cluster is not None and cluster.multi_worker
+  try:
+    if options.workdir:
+      _together(cluster, lambda: guard_config(options.workdir, config or {}, write=chief))
+      # Only the chief saves; the others read the chief's checkpoints to resume.
+      manager = tf.train.CheckpointManager(ckpt, os.path.join(options.workdir, "checkpoints"),
+                                           max_to_keep=options.keep_checkpoints)
+      _together(cluster, restore)
+      if chief:
+        writer = tf.summary.create_file_writer(os.path.join(options.workdir, "tensorboard"))
+    if multi:
+      cluster.check_same(_fingerprint(int(step_var.numpy()), method)
+                         + [options.minutes, options.max_steps],
+                         "the restored step, state checksum, --minutes and --max_steps")
+  except (cluster.peer_errors if multi else ()) as e:
+    raise lost(e, int(step_var.numpy())) from e
 
   total = int(method.total_steps)
   stop_at = min(total, options.max_steps) if options.max_steps is not None else total
@@ -166,8 +250,13 @@ def run(method: Method, options: RunOptions = RunOptions(),
   stopped = "done"
 
   def save():
-    if manager is not None:
+    if manager is not None and chief:
       manager.save(checkpoint_number=int(step_var.numpy()))
+
+  def out_of_budget() -> bool:
+    if budget is None:  # the same on every worker (checked above)
+      return False
+    return cluster.any(spent >= budget) if multi else spent >= budget
 
   def images(step):
     if writer is None:
@@ -176,46 +265,49 @@ def run(method: Method, options: RunOptions = RunOptions(),
       for name, batch in method.image_summaries().items():
         tf.summary.image(name, tf.clip_by_value(batch, 0.0, 1.0), max_outputs=len(batch))
 
-  with progress_lib.progress(stop_at, options.desc, enabled=options.show_progress,
-                             unit="it") as bar:
-    bar.update(start)
-    step = start
-    while step < stop_at:
-      if budget is not None and spent >= budget:
-        stopped = "budget"
-        break
-      t0 = time.perf_counter()
-      scalars = {k: float(v) for k, v in method.step(step).items()}
-      dt = time.perf_counter() - t0
-      loss = scalars.get("loss")
-      if loss is not None and not math.isfinite(loss):
-        last = manager.latest_checkpoint if manager is not None else None
-        raise NonFiniteLossError(
-            f"the loss became {loss} at step {step}; stopped. "
-            + (f"The last good state is kept in {last}. " if last else "")
-            + "Lower the learning rates (e.g. --lr_img) or check the data.")
-      step += 1
-      spent += dt
-      last_loss = loss
-      step_var.assign(step)
-      seconds_var.assign(spent)
-      if writer is not None:
-        with writer.as_default(step=step):
-          for k, v in scalars.items():
-            tf.summary.scalar(k, v)
-          tf.summary.scalar("seconds_per_step", dt)
-      if on_step is not None:
-        on_step(step, scalars)
-      bar.update(1)
-      if loss is not None:
-        bar.set_postfix(loss=f"{loss:.4g}", s_per_it=f"{dt:.2f}")
-      if options.image_every and step % options.image_every == 0:
-        images(step)
-      if time.monotonic() - last_save >= options.checkpoint_seconds:
-        save()
-        last_save = time.monotonic()
-    else:
-      stopped = "done" if stop_at == total else "max_steps"
+  step = start
+  try:  # a collective fails on every surviving worker when one dies
+    with progress_lib.progress(stop_at, options.desc, enabled=options.show_progress,
+                               unit="it") as bar:
+      bar.update(start)
+      while step < stop_at:
+        if out_of_budget():
+          stopped = "budget"
+          break
+        t0 = time.perf_counter()
+        scalars = {k: float(v) for k, v in method.step(step).items()}
+        dt = time.perf_counter() - t0
+        loss = scalars.get("loss")
+        if loss is not None and not math.isfinite(loss):
+          last = manager.latest_checkpoint if manager is not None else None
+          raise NonFiniteLossError(
+              f"the loss became {loss} at step {step}; stopped. "
+              + (f"The last good state is kept in {last}. " if last else "")
+              + "Lower the learning rates (e.g. --lr_img) or check the data.")
+        step += 1
+        spent += dt
+        last_loss = loss
+        step_var.assign(step)
+        seconds_var.assign(spent)
+        if writer is not None:
+          with writer.as_default(step=step):
+            for k, v in scalars.items():
+              tf.summary.scalar(k, v)
+            tf.summary.scalar("seconds_per_step", dt)
+        if on_step is not None:
+          on_step(step, scalars)
+        bar.update(1)
+        if loss is not None:
+          bar.set_postfix(loss=f"{loss:.4g}", s_per_it=f"{dt:.2f}")
+        if options.image_every and step % options.image_every == 0:
+          images(step)
+        if time.monotonic() - last_save >= options.checkpoint_seconds:
+          save()
+          last_save = time.monotonic()
+      else:
+        stopped = "done" if stop_at == total else "max_steps"
+  except (cluster.peer_errors if multi else ()) as e:
+    raise lost(e, step) from e
   save()
   images(int(step_var.numpy()))
   if writer is not None:

@@ -21,6 +21,14 @@ class NonFiniteLossError(TfcondenseError, FloatingPointError):
   """A loss became NaN or infinite during training."""
 
 
+class DistributedError(TfcondenseError):
+  """A tf.distribute run cannot go on (workers disagree, a method cannot be split)."""
+
+
+class WorkerLostError(DistributedError):
+  """A worker of a multi-worker run died or stopped answering; restart all to resume."""
+
+
 def check_choice(what: str, value, options) -> str:
   """Returns `value` lower-cased if it is one of `options`, else raises naming them."""
   key = str(value).lower()

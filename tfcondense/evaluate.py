@@ -97,6 +97,23 @@ PROTOCOLS: Dict[str, Protocol] = {
 NO_FLIP_SOURCES = frozenset({"mnist", "svhn_cropped", "svhn", "digits", "usps"})
 
 
+#: Evaluation settings that differ by source: IDC evaluates its speech sets with
+#: ConvNet-4 and no augmentation (Kim et al. 2022, speech/ in the reference code).
+SOURCE_DEFAULTS: Dict[str, Dict[str, str]] = {
+    "speech_commands": dict(model="convnet4", augmentation="none"),
+}
+
+
+def default_model(source_name: str) -> str:
+  """The evaluation network for a source: ConvNet-4 for speech, else ConvNet-3."""
+  return SOURCE_DEFAULTS.get(source_name, {}).get("model", "convnet3")
+
+
+def default_augmentation(source_name: str) -> Optional[str]:
+  """A source's evaluation augmentation, or None to keep the protocol's (dsa)."""
+  return SOURCE_DEFAULTS.get(source_name, {}).get("augmentation")
+
+
 def get_protocol(protocol: Union[str, Protocol], **overrides) -> Protocol:
   """A named protocol (see PROTOCOLS) or a Protocol, with field overrides."""
   if isinstance(protocol, str):
@@ -309,29 +326,36 @@ def build_with_precision(precision: str, *args, **kwargs):
     keras.config.set_dtype_policy(previous)
 
 
-def evaluate(images, labels, source, *, model: str = "convnet3",
+def evaluate(images, labels, source, *, model: Optional[str] = None,
              protocol: Union[str, Protocol] = "cpu", repetitions: int = 3, seed: int = 0,
              model_kwargs: Optional[Dict[str, Any]] = None, flip: Optional[bool] = None,
-             show_progress: bool = True, desc: str = "evaluate") -> EvalResult:
+             show_progress: bool = True, desc: str = "evaluate", cluster=None) -> EvalResult:
   """Trains `repetitions` fresh models on (images, labels) and tests them on `source`.
 
   Args:
     images: float32 [N, H, W, C] training images in [0, 1] (e.g. a formed condensed set).
     labels: int [N] labels.
     source: the SourceData providing the test split, class count and normalisation.
-    model: model registry name.
-    protocol: a Protocol or a name in PROTOCOLS.
+    model: model registry name (None: `default_model(source.name)`, ConvNet-3, or
+      ConvNet-4 for speech).
+    protocol: a Protocol, or a name in PROTOCOLS whose augmentation is then the
+      source's default where it has one (`SOURCE_DEFAULTS`: none for speech).
     repetitions: independent runs with seeds seed, seed+1, ...
     seed: base seed.
     model_kwargs: extra options for the model factory.
     flip: allow horizontal flips; default: False for digit sources (IDC).
     show_progress: draw a progress bar.
     desc: progress bar label.
+    cluster: a `tfcondense.distribute.Cluster`: repetition r runs on worker r mod W
+      and the accuracies are gathered on every worker (None: all here).
 
   Returns:
     An EvalResult with best and last test accuracy (%) per repetition.
   """
+  if isinstance(protocol, str):
+    protocol = get_protocol(protocol, augmentation=default_augmentation(source.name))
   protocol = get_protocol(protocol)
+  model = model or default_model(source.name)
   images = np.asarray(images, np.float32)
   labels = np.asarray(labels, np.int32)
   if len(images) == 0 or len(images) != len(labels):
@@ -352,11 +376,13 @@ def evaluate(images, labels, source, *, model: str = "convnet3",
                              source.num_classes, seed=seed, **(model_kwargs or {}))
   trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip)
   total = trainer.total_steps
-  best, last = [], []
+  reps = list(range(repetitions))
+  mine = cluster.share(reps) if cluster is not None else reps
+  done = {}
   t0 = time.perf_counter()
-  with progress_lib.progress(repetitions * total, desc, enabled=show_progress,
+  with progress_lib.progress(len(mine) * total, desc, enabled=show_progress,
                              unit="step") as bar:
-    for r in range(repetitions):
+    for r in mine:
       trainer.reset(seed + r)
 
       def test(run=r):
@@ -365,8 +391,12 @@ def evaluate(images, labels, source, *, model: str = "convnet3",
         return acc
 
       accs = trainer.run(bar, test)
-      best.append(max(accs))
-      last.append(accs[-1])
+      done[r] = (max(accs), accs[-1])
+  if cluster is not None:
+    from tfcondense import distribute  # pylint: disable=g-import-not-at-top
+    done = distribute.gather_by_index(cluster, done)
+  best = [done[r][0] for r in reps]
+  last = [done[r][1] for r in reps]
   return EvalResult(model=model, protocol=protocol.name, augmentation=protocol.augmentation,
                     precision=protocol.precision,
                     num_images=len(images), steps=total, best=tuple(best), last=tuple(last),

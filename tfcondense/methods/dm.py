@@ -30,7 +30,8 @@ class DMConfig:
     formation, formation_options: formation name (identity / uniform / ...) and options.
     init: random (default for factor 1), mix (default for factor > 1), noise, kcenter,
       herding.
-    model, model_options: the embedding network (ConvNet-3, instance norm).
+    model, model_options: the embedding network (None: ConvNet-3 with instance norm;
+      ConvNet-4 for speech).
     iterations: SGD steps on the images (one per step, a fresh network each).
     real_per_class: real images per class per step.
     strategy: siamese DSA strategy.
@@ -44,7 +45,7 @@ class DMConfig:
   formation: Optional[str] = None
   formation_options: Tuple[Tuple[str, Any], ...] = ()
   init: Optional[str] = None
-  model: str = "convnet3"
+  model: Optional[str] = None
   model_options: Tuple[Tuple[str, Any], ...] = ()
   iterations: int = 20000
   real_per_class: int = 256
@@ -55,10 +56,15 @@ class DMConfig:
   seed: int = 0
 
   def resolve(self, source_name: str) -> "DMConfig":
-    del source_name  # DM's settings do not depend on the source
+    """Fills None fields: the spectrogram source gets IDC's speech network (ConvNet-4)
+    and time-axis formation (`idc.SOURCE_DEFAULTS`); every other source ConvNet-3."""
+    from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
+    d = idc.SOURCE_DEFAULTS.get(source_name, {})
     cfg = dataclasses.replace(
-        self, formation=self.formation or ("identity" if self.factor == 1 else "uniform"),
-        init=self.init or ("mix" if self.factor > 1 else "random"))
+        self, formation=self.formation or ("identity" if self.factor == 1
+                                           else d.get("formation", "uniform")),
+        init=self.init or ("mix" if self.factor > 1 else "random"),
+        model=self.model or d.get("model", "convnet3"))
     cfg.check()
     return cfg
 

@@ -54,7 +54,7 @@ SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "tiny_imagenet": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),  # ours
     "imagenet_subset": dict(lr_img=3e-3, metric="l1", n_data=500, factor=3),
     "speech_commands": dict(lr_img=3e-3, metric="l1", n_data=500, factor=2,
-                            formation="time", model="convnet4"),
+                            formation="time", model="convnet4", lr_net=3e-4),
 }
 _FALLBACK = dict(lr_img=1e-3, metric="l1", n_data=500, factor=2)
 
@@ -81,7 +81,8 @@ class IDCConfig:
     metric: l1, mse or cos; match_layers: "kernels" (rank > 2) or "all".
     lr_img: data learning rate (None: source base * ipc / 10); momentum_img 0.5.
     lr_formation: learning rate of a learnable formation's weights.
-    lr_net, momentum_net, weight_decay_net, net_batch, n_data: the network update.
+    lr_net, momentum_net, weight_decay_net, net_batch, n_data: the network update
+      (lr_net None: 0.01, the reference's 3e-4 for speech).
     pretrain_steps: network steps on real data before matching, per outer iteration
       (the reference trains ImageNet-10 networks 10 epochs first).
     pretrained: paths of Keras `.weights.h5` files (see `save_pretrained`); outer
@@ -110,7 +111,7 @@ class IDCConfig:
   lr_img: Optional[float] = None
   momentum_img: float = 0.5
   lr_formation: float = 1e-4
-  lr_net: float = 0.01
+  lr_net: Optional[float] = None
   momentum_net: float = 0.9
   weight_decay_net: float = 5e-4
   net_batch: int = 64
@@ -133,7 +134,8 @@ class IDCConfig:
         init=self.init or ("mix" if factor > 1 else "random"),
         metric=self.metric or d["metric"],
         lr_img=self.lr_img if self.lr_img is not None else d["lr_img"] * self.ipc / 10,
-        n_data=self.n_data or d["n_data"])
+        n_data=self.n_data or d["n_data"],
+        lr_net=self.lr_net if self.lr_net is not None else d.get("lr_net", 0.01))
     cfg.check()
     return cfg
 
@@ -250,16 +252,27 @@ class IDC:
                         sorted=False).indices
     return tf.gather(x, pos)
 
-  def class_match_loss(self, c, seed, tape_vars):
+  def class_match_loss(self, c, seed, tape_vars, stored=None):
     """Matching loss of class `c` under one siamese draw (differentiable w.r.t. the
-    stored images through the formation); returns (loss, grads w.r.t. tape_vars)."""
+    stored images through the formation); returns (loss, grads w.r.t. tape_vars).
+
+    `stored` ([ipc, H, W, C], optional) replaces class c's rows of the stored
+    variable: `tfcondense.distribute` matches a replica's local copy of its classes'
+    rows this way (pass `tape_vars=[stored]`); the ops are the same as without it.
+    """
     cfg = self.config
     params = self._siamese.sample(1, base.fold(seed, 1))
     real = self.real.class_batch(c, cfg.real_per_class, base.fold(seed, 2))
     real = self._siamese.apply(self.real.normalize(real), params)
     y_real = tf.fill(tf.shape(real)[:1], tf.cast(c, tf.int32))
     with tf.GradientTape() as outer:
-      formed = self._subsample(self.synthetic.formed_class(c), base.fold(seed, 3))
+      if stored is None:
+        formed = self.synthetic.formed_class(c)
+      else:
+        outer.watch(stored)
+        formed, _ = self.synthetic.formation(
+            stored, tf.gather(self.synthetic.labels, self.synthetic.class_rows(c)))
+      formed = self._subsample(formed, base.fold(seed, 3))
       syn = self._siamese.apply(self.real.normalize(formed), params)
       y_syn = tf.fill(tf.shape(syn)[:1], tf.cast(c, tf.int32))
       loss = matching.gradient_match(self.model, self.matched, real, y_real, syn, y_syn,
@@ -274,10 +287,23 @@ class IDC:
       b.assign(m * b + tf.convert_to_tensor(g))
       v.assign_sub(lr * b)
 
+  def match_seed(self, step):
+    """Seed of inner iteration `step`'s matching (class c folds in c)."""
+    return base.fold(self._seed, step, 7)
+
+  def network_seed(self, step):
+    """Seed of the network update after inner iteration `step` (step i folds in i)."""
+    return base.fold(self._seed, step, 8)
+
+  @property
+  def data_buffers(self) -> list:
+    """Momentum buffers of the data optimiser, one per `synthetic.trainable_variables`."""
+    return self._img_buffers
+
   def _match_all(self, step):
     """All classes' matching steps of inner iteration `step`; returns the mean loss."""
     cfg = self.config
-    seed = base.fold(self._seed, step, 7)
+    seed = self.match_seed(step)
     variables = self.synthetic.trainable_variables
     lrs = [cfg.lr_img] + [cfg.lr_formation] * (len(variables) - 1)
     total = tf.constant(0.0)
@@ -288,21 +314,39 @@ class IDC:
     return total / self.num_classes
 
   # -- network update on real data --------------------------------------------------------
+  def network_batch(self, seed):
+    """One network step's real batch: `net_batch` images drawn with replacement,
+    augmented per sample, then CutMixed; returns (x, y_a, y_b, lam) (see `mix.cutmix`)."""
+    cfg = self.config
+    x, y = self.real.random_batch(cfg.net_batch, base.fold(seed, 1))
+    x = self._net_aug(self.real.normalize(x), base.fold(seed, 2))
+    return mix.cutmix(x, y, base.fold(seed, 3), prob=cfg.cutmix_prob, beta=cfg.cutmix_beta)
+
+  @property
+  def network_variables(self) -> list:
+    """The network's trainable variables, in the order `apply_network_grads` takes."""
+    return self._net_vars
+
+  def apply_network_grads(self, grads) -> None:
+    """One SGD step (lr, momentum, weight decay of the config) with `grads`."""
+    cfg = self.config
+    base.sgd_momentum(self._net_vars, self._net_buffers, grads, cfg.lr_net,
+                      cfg.momentum_net, cfg.weight_decay_net)
+
+  def replace_steps(self, match_fn, net_fn) -> None:
+    """Swaps the traced steps `step` and `begin_outer` call: `match_fn(step) -> mean
+    loss` and `net_fn(step, count)` (`tfcondense.distribute` runs them per replica)."""
+    self._match_fn = match_fn
+    self._net_fn = net_fn
+
   def _network_update(self, step, count):
     """`count` SGD steps of the network on real data (augmentation + CutMix)."""
-    cfg = self.config
-    seed = base.fold(self._seed, step, 8)
+    seed = self.network_seed(step)
     for i in tf.range(count):
-      s = base.fold(seed, tf.cast(i, tf.int64))
-      x, y = self.real.random_batch(cfg.net_batch, base.fold(s, 1))
-      x = self._net_aug(self.real.normalize(x), base.fold(s, 2))
-      x, ya, yb, lam = mix.cutmix(x, y, base.fold(s, 3), prob=cfg.cutmix_prob,
-                                  beta=cfg.cutmix_beta)
+      x, ya, yb, lam = self.network_batch(base.fold(seed, tf.cast(i, tf.int64)))
       with tf.GradientTape() as tape:
         loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
-      grads = tape.gradient(loss, self._net_vars)
-      base.sgd_momentum(self._net_vars, self._net_buffers, grads, cfg.lr_net,
-                        cfg.momentum_net, cfg.weight_decay_net)
+      self.apply_network_grads(tape.gradient(loss, self._net_vars))
     return tf.constant(0)
 
 
