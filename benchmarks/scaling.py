@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -115,16 +114,6 @@ def _run_role(setup: str, out: str) -> None:
       json.dump(result, f)
 
 
-def _free_ports(n):
-  socks = [socket.socket() for _ in range(n)]
-  for s in socks:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in socks]
-  for s in socks:
-    s.close()
-  return ports
-
-
 def _launch(setup: str, out: str) -> dict:
   """Runs one set-up in fresh process(es); returns its chief's JSON (+ images)."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,7 +124,8 @@ def _launch(setup: str, out: str) -> dict:
   env.pop("TF_CONFIG", None)
   t0 = time.perf_counter()
   if setup == "multi_worker2":
-    ports = _free_ports(2)
+    from tfcondense import distribute  # pylint: disable=g-import-not-at-top
+    ports = distribute.free_local_ports(2)
     threads = max(1, (os.cpu_count() or 2) // 2)
     procs = []
     for i in range(2):

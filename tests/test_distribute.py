@@ -10,7 +10,6 @@ stop with a clear message, and a restart must resume from the last checkpoint).
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,16 +31,6 @@ LIMIT = 900  # seconds a subprocess may take: a hang fails, a starved machine do
 def _env(**extra):
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFCONDENSE_PROGRESS="0",
               PYTHONPATH=os.pathsep.join([ROOT, HERE]), **extra)
-
-
-def _free_ports(n):
-  socks = [socket.socket() for _ in range(n)]
-  for s in socks:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in socks]
-  for s in socks:
-    s.close()
-  return ports
 
 
 def _launch_workers(out_dir, tag, ports, *extra):
@@ -148,7 +137,7 @@ def test_mirrored_two_logical_cpus_equals_single_process(mirrored_run):
 
 # -- MultiWorkerMirroredStrategy: two local worker processes over 127.0.0.1 --------------
 def _run_workers(tmp_path, tag, *extra):
-  procs = _launch_workers(tmp_path, tag, _free_ports(2), *extra)
+  procs = _launch_workers(tmp_path, tag, distribute.free_local_ports(2), *extra)
   try:
     codes = [p.wait(timeout=LIMIT) for p in procs]
   finally:
@@ -179,7 +168,7 @@ def test_multi_worker_two_processes_equal_single_process(tmp_path, mirrored_run)
 @pytest.mark.slow
 def test_killed_worker_stops_the_chief_and_a_restart_resumes(tmp_path, mirrored_run):
   workdir = tmp_path / "wd"
-  procs = _launch_workers(tmp_path, "a", _free_ports(2), "--workdir", str(workdir),
+  procs = _launch_workers(tmp_path, "a", distribute.free_local_ports(2), "--workdir", str(workdir),
                           "--sleep", "0.5")
   try:
     state = workdir / "checkpoints" / "checkpoint"

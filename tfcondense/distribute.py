@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -94,6 +95,17 @@ class StrategyOptions:
   devices: Tuple[str, ...] = ()
   logical_cpus: int = 0
   timeout_seconds: Optional[float] = None
+
+
+def free_local_ports(n: int) -> List[int]:
+  """`n` distinct free TCP ports on 127.0.0.1, for a local multi-worker TF_CONFIG."""
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
 
 
 def configure_logical_cpus(count: int) -> List[str]:
