@@ -23,7 +23,9 @@ def machine() -> dict:
       cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
   except (OSError, StopIteration):
     pass
-  return {"cpu": cpu, "cores": os.cpu_count(), "tensorflow": tf.__version__,
+  gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+          for d in tf.config.list_physical_devices("GPU")]
+  return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
           "date": datetime.date.today().isoformat()}
 
 

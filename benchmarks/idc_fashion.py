@@ -123,7 +123,8 @@ def main(argv):
                  last_mean=result.last_mean, last_std=result.last_std,
                  eval_seconds=round(result.seconds, 1), formed_images=len(fx),
                  paper=PAPER.get((method, ipc)),
-                 artifact=os.path.relpath(art_dir, os.path.dirname(HERE)))
+                 artifact=os.path.relpath(art_dir, os.path.dirname(HERE)),
+                 machine=_util.machine())  # cells may run on different machines
       rows.append(row)
       save()
       if protocol_name == _PROTOCOL.value:  # what the TFDS metadata reports

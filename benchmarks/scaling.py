@@ -190,8 +190,8 @@ def main(argv):
           + (f", max |difference| vs single {row['max_abs_difference_vs_single']:.2e}"
              if row["max_abs_difference_vs_single"] is not None else ""))
   cfg = _config()
-  result = dict(machine=_util.machine(), command="python -m benchmarks.scaling"
-                + (" --smoke" if _SMOKE.value else ""),
+  result = dict(machine=_util.machine(),
+                command=" ".join(["python -m benchmarks.scaling"] + sys.argv[1:]),
                 configuration=dict(source=cfg["source"], ipc=cfg["ipc"], factor=2,
                                    model="convnet3", method="idc", **cfg["overrides"]),
                 iterations=_counts()[1], warmup=_counts()[0], setups=rows)
