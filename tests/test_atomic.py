@@ -1,0 +1,42 @@
+"""tfcondense.atomic: a failed write leaves the old file and no temporary behind."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tfcondense import atomic
+
+
+def test_write_json_replaces_whole_file_with_umask_mode(tmp_path):
+  path = tmp_path / "sub" / "x.json"
+  atomic.write_json(str(path), {"b": 1, "a": [1, 2]})
+  assert json.loads(path.read_text()) == {"a": [1, 2], "b": 1}
+  assert list(path.read_text().splitlines())[1].strip().startswith('"a"')  # sorted keys
+  assert (os.stat(path).st_mode & 0o777) == atomic.umask_mode()
+  atomic.write_json(str(path), {"z": 0, "y": 1}, sort_keys=False)
+  assert list(json.loads(path.read_text())) == ["z", "y"]
+  assert os.listdir(path.parent) == ["x.json"]
+
+
+def test_failed_write_keeps_old_file_and_cleans_up(tmp_path):
+  path = tmp_path / "x.json"
+  atomic.write_json(str(path), {"ok": True})
+  with pytest.raises(TypeError):
+    atomic.write_json(str(path), {"bad": object()})  # not JSON-serialisable mid-write
+  assert json.loads(path.read_text()) == {"ok": True}
+  assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_save_figure_writes_png_and_closes_figure(tmp_path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots()
+  ax.plot([0, 1], [1, 0])
+  out = atomic.save_figure(fig, str(tmp_path / "p.png"), dpi=50)
+  with open(out, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert not plt.fignum_exists(fig.number)
+  assert os.listdir(tmp_path) == ["p.png"]

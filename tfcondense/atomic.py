@@ -1,0 +1,59 @@
+"""Files written all-or-nothing: a temporary sibling renamed into place.
+
+Every JSON record, checkpoint side file and picture tfcondense writes goes through
+here, so a reader (a resumed run, the benchmark report, a TFDS build) never sees half
+a file, whatever stops the writer. `os.replace` is atomic on POSIX within a folder,
+which is why the temporary file is created beside its target.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import Any, Iterator
+
+
+def umask_mode(mode: int = 0o666) -> int:
+  """`mode` as the process umask leaves it: what `open` gives a new file
+  (`tempfile.mkstemp` files are 0600 otherwise)."""
+  mask = os.umask(0)
+  os.umask(mask)
+  return mode & ~mask
+
+
+@contextlib.contextmanager
+def replacing(path: str, suffix: str = "") -> Iterator[str]:
+  """Yields a temporary path beside `path`; renames it onto `path` if the block ends
+  normally, and removes it otherwise. Creates the parent folder."""
+  path = os.path.abspath(path)
+  directory = os.path.dirname(path)
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+  os.close(fd)
+  try:
+    yield tmp
+    os.chmod(tmp, umask_mode())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_json(path: str, obj: Any, sort_keys: bool = True) -> str:
+  """Writes `obj` as indented JSON to `path`; returns the absolute path."""
+  with replacing(path, ".json") as tmp:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=sort_keys)
+  return os.path.abspath(path)
+
+
+def save_figure(fig, path: str, dpi: int = 100) -> str:
+  """Saves a matplotlib figure as PNG at `path` and closes it; returns the path."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  try:
+    with replacing(path, ".png") as tmp:
+      fig.savefig(tmp, dpi=dpi)
+  finally:
+    plt.close(fig)
+  return os.path.abspath(path)
