@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
-import tempfile
 
 from absl import logging
 
@@ -35,11 +33,6 @@ def write_json(name: str, payload: dict) -> str:
 
 
 def write_json_to(path: str, payload: dict) -> str:
-  """Atomically writes `payload` as JSON to `path`."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(payload, f, indent=2)
-  os.replace(tmp, path)
-  return path
+  """Atomically writes `payload` as JSON to `path` (keys in the order given)."""
+  from tfcondense import atomic  # pylint: disable=g-import-not-at-top
+  return atomic.write_json(path, payload, sort_keys=False)

@@ -10,10 +10,11 @@ snapshots the synthetic set at the `--marks` iterations (0 = the initialisation
 itself), and trains ConvNet-3 on every snapshot with the `quick` protocol (300 SGD
 steps, mixed bfloat16, `--repetitions` runs). Writes
 benchmarks/results/init_study.json and the curves to benchmarks/results/init_study.png.
+The snapshots and the chart come from `tfcondense.bench` (shared with
+`apps.bench --suite init`).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -21,7 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-import numpy as np  # noqa: E402
 
 from benchmarks import _util  # noqa: E402
 
@@ -38,33 +38,21 @@ _OUT = "init_study.json"
 
 
 def _plot(rows, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  methods = sorted({r["method"] for r in rows})
-  fig, axes = plt.subplots(1, len(methods), figsize=(5.5 * len(methods), 4), squeeze=False)
-  for ax, method in zip(axes[0], methods):
-    for init in sorted({r["init"] for r in rows if r["method"] == method}):
-      pts = sorted((r["iteration"], r["acc_mean"], r["acc_std"]) for r in rows
-                   if r["method"] == method and r["init"] == init)
-      x, y, e = map(np.array, zip(*pts))
-      ax.errorbar(np.maximum(x, 1), y, yerr=e, marker="o", capsize=3, label=f"{init} init")
-    ax.set_xscale("log")
-    ax.set_xlabel("iterations (0 plotted at 1)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{method}, Fashion-MNIST IPC {rows[0]['ipc']}, ConvNet-3 (quick protocol)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  from tfcondense.bench import plots  # pylint: disable=g-import-not-at-top
+  curves = {}
+  for r in rows:
+    curves.setdefault(r["method"], {}).setdefault(r["init"], []).append(
+        (r["iteration"], r["acc_mean"], r["acc_std"]))
+  plots.init_curves(curves, path, f"Fashion-MNIST IPC {rows[0]['ipc']}, ConvNet-3 "
+                    "(quick protocol)")
 
 
 def main(argv):
   del argv
   from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import data, engine  # pylint: disable=g-import-not-at-top
+  from tfcondense import data  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense.bench import init_study  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
   path = os.path.join(_util.RESULTS, _OUT)
@@ -72,42 +60,27 @@ def main(argv):
   marks = sorted(int(m) for m in _MARKS.value)
   protocol = ev.get_protocol("quick", precision="mixed_bfloat16")
   for method in _METHODS.value:
+    condense_lib.SYNTHESIS.get(method)  # fail early on a typo
     for init in _INITS.value:
       done = {r["iteration"] for r in rows
               if (r["method"], r["init"], r["ipc"]) == (method, init, _IPC.value)}
       if set(marks) <= done:
         print(f"skip {method}/{init}: done")
         continue
-      workdir = os.path.join(HERE, "cache", "init_study", f"{method}_{init}_ipc{_IPC.value}")
-      snaps = os.path.join(workdir, "snapshots")
-      os.makedirs(snaps, exist_ok=True)
-      spec = condense_lib.SYNTHESIS.get(method)
-      cfg_fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-      overrides = {"init": init, "precision": _PRECISION.value}
-      overrides = {k: v for k, v in overrides.items() if k in cfg_fields}
-      cfg = condense_lib.make_config(method, source.name, _IPC.value, **overrides)
-      obj = spec.build(source, cfg, {"cache_dir": os.path.join(HERE, "cache", "init_study")})
-
-      def snapshot(step, scalars=None, obj=obj):  # pylint: disable=unused-argument
-        if step in marks:
-          images, labels = obj.synthetic.formed_numpy()
-          np.savez(os.path.join(snaps, f"it{step:06d}.npz"), images=images, labels=labels)
-
-      if not os.path.exists(os.path.join(snaps, "it000000.npz")):
-        snapshot(0)
-      engine.run(obj, engine.RunOptions(workdir=workdir, max_steps=marks[-1],
-                                        checkpoint_seconds=120, desc=f"{method}/{init}"),
-                 config=dict(method=method, config=cfg.as_dict()), on_step=snapshot)
+      snaps = init_study.snapshots(
+          source, method, init, _IPC.value, marks,
+          workdir=os.path.join(HERE, "cache", "init_study", f"{method}_{init}_ipc{_IPC.value}"),
+          overrides={"precision": _PRECISION.value},
+          init_options={"cache_dir": os.path.join(HERE, "cache", "init_study")})
       for m in marks:
         if m in done:
           continue
-        snap = os.path.join(snaps, f"it{m:06d}.npz")
-        if not os.path.exists(snap):
+        if m not in snaps:
           print(f"{method}/{init}: no snapshot at {m} (the run resumed past it); skipped")
           continue
-        with np.load(snap) as z:
-          res = ev.evaluate(z["images"], z["labels"], source, protocol=protocol,
-                            repetitions=_REPS.value, desc=f"eval {method}/{init}@{m}")
+        images, labels = init_study.load_snapshot(snaps[m])
+        res = ev.evaluate(images, labels, source, protocol=protocol,
+                          repetitions=_REPS.value, desc=f"eval {method}/{init}@{m}")
         rows.append(dict(method=method, init=init, ipc=_IPC.value, iteration=m,
                          acc_mean=res.best_mean, acc_std=res.best_std, protocol="quick",
                          precision=protocol.precision, repetitions=_REPS.value))

@@ -6,13 +6,14 @@
 #   bash scripts/setup.sh        # install only
 #
 # What it installs: Debian's dataset-fashion-mnist (idx files under
-# /usr/share/datasets/fashion-mnist) and espeak-ng (speech corpus generator), a virtual
-# environment in .venv, and this package in editable mode with its test extras.
+# /usr/share/datasets/fashion-mnist), espeak-ng (speech corpus generator) and chromium
+# (headless screenshots of the benchmark report), a virtual environment in .venv, and
+# this package in editable mode with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in dataset-fashion-mnist espeak-ng; do
+for pkg in dataset-fashion-mnist espeak-ng chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

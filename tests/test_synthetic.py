@@ -1,7 +1,6 @@
 """SyntheticSet: initialisers, class slices, clamping, storage, formed images."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from fixtures import quadrant_source
 from tfcondense import formation, synthetic

@@ -33,8 +33,8 @@ _LAZY = {
 }
 
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
-_SUBMODULES = ("condense", "continual", "distribute", "engine", "export", "formation",
-               "synthetic")
+_SUBMODULES = ("atomic", "bench", "condense", "continual", "distribute", "engine", "export",
+               "formation", "synthetic")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

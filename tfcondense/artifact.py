@@ -72,21 +72,6 @@ def _check(images: np.ndarray, labels: np.ndarray, meta: Dict[str, Any], where: 
     raise CorruptArtifactError(f"{where}: images contain NaN or infinite values")
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes `obj` as JSON to `path` through a temporary file renamed into place."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json",
-                             dir=os.path.dirname(os.path.abspath(path)))
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
                   weights: Optional[Dict[str, np.ndarray]] = None) -> Artifact:
   """Writes an artifact directory atomically (replacing an existing one).

@@ -29,12 +29,12 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, Optional, Protocol
 
 import tensorflow as tf
 
+from tfcondense import atomic
 from tfcondense import progress as progress_lib
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
                                NonFiniteLossError, TfcondenseError, WorkerLostError)
@@ -108,13 +108,6 @@ class RunResult:
   last_loss: Optional[float]
 
 
-def _write_json_atomic(path: str, obj) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def guard_config(workdir: str, config: Dict[str, Any], write: bool = True) -> None:
   """Writes `config.json` in a new workdir, or checks it equals the recorded one
   (`write=False`: only checks an existing one, as a non-chief worker does)."""
@@ -137,7 +130,7 @@ def guard_config(workdir: str, config: Dict[str, Any], write: bool = True) -> No
           f"{[old.get(k) for k in diff]} there vs {[config.get(k) for k in diff]} now); "
           "resume with the same settings or use a new --workdir")
     return
-  _write_json_atomic(path, config)
+  atomic.write_json(path, config)
 
 
 def _together(cluster: Optional[Cluster], fn: Callable[[], Any]):

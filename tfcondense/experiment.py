@@ -15,6 +15,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from tfcondense import artifact as artifact_lib
+from tfcondense import atomic
 from tfcondense import evaluate as ev
 from tfcondense import methods as methods_lib
 
@@ -113,7 +114,7 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
                       desc=f"eval {cell.key}")
     if artifacts_root and not cell.artifact_dir and cell.method != FULL:
       # What the TFDS builders report as the set's accuracy (datasets_builders/).
-      artifact_lib.write_json_atomic(
+      atomic.write_json(
           os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}",
                        artifact_lib.EVALUATION),
           dict(res.as_dict(), seed=int(seed), source=source.name))

@@ -1,11 +1,11 @@
 """Pictures of condensed sets: one PNG grid, one row per class (matplotlib)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
+
+from tfcondense import atomic
 
 
 def save_grid(images: np.ndarray, labels: np.ndarray, path: str,
@@ -57,15 +57,4 @@ def save_grid(images: np.ndarray, labels: np.ndarray, path: str,
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout(pad=0.2, w_pad=0.05, h_pad=0.05, rect=(0, 0, 1, 1 - title_inches / height))
-  path = os.path.abspath(path)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png")
-  os.close(fd)
-  try:
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-  finally:
-    plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  return path
+  return atomic.save_figure(fig, path, dpi=100)

@@ -59,6 +59,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
+from tfcondense import atomic
 from tfcondense import evaluate as ev
 from tfcondense import progress as progress_lib
 from tfcondense.continual import memory as memory_lib
@@ -503,13 +504,6 @@ class ContinualResult:
                 accuracies=self.accuracies, steps=list(self.steps))
 
 
-def _write_json_atomic(path: str, obj) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 @dataclasses.dataclass(frozen=True)
 class _Plan:
   """One step of a scenario: which columns arrive, from which data."""
@@ -594,8 +588,8 @@ class _IncrementalLearner:
     os.close(fd)
     self.model.save_weights(tmp, overwrite=True)
     os.replace(tmp, os.path.join(d, "model.weights.h5"))
-    _write_json_atomic(os.path.join(d, "result.json"), result)
-    _write_json_atomic(os.path.join(self.run_dir, _STATE),
+    atomic.write_json(os.path.join(d, "result.json"), result)
+    atomic.write_json(os.path.join(self.run_dir, _STATE),
                        dict(results=self._results + [result]))
 
   # ------------------------------------------------------------------ pieces
@@ -966,11 +960,4 @@ def plot_accuracy(results: Sequence[Union[ContinualResult, Dict[str, Any]]], pat
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  path = os.path.abspath(path)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png")
-  os.close(fd)
-  fig.savefig(tmp, dpi=120)
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path
+  return atomic.save_figure(fig, path, dpi=120)

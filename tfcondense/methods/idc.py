@@ -30,7 +30,6 @@ import math
 import os
 from typing import Any, Dict, Optional, Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from tfcondense import matching

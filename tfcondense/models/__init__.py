@@ -16,6 +16,7 @@ from tfcondense.models import convnet as _convnet  # noqa: F401,E402
 from tfcondense.models import densenet as _densenet  # noqa: F401,E402
 from tfcondense.models import efficientnet as _efficientnet  # noqa: F401,E402
 from tfcondense.models import mlp as _mlp  # noqa: F401,E402
+from tfcondense.models import nas201 as _nas201  # noqa: F401,E402
 from tfcondense.models import resnet as _resnet  # noqa: F401,E402
 from tfcondense.models import vit as _vit  # noqa: F401,E402
 

@@ -1,0 +1,43 @@
+"""DC-BENCH suites, NAS ranking and the report (Cui et al., "DC-BENCH: Dataset
+Condensation Benchmark", NeurIPS 2022 Datasets and Benchmarks).
+
+    from tfcondense import bench
+    ctx = bench.BenchContext("fashion_mnist", "small", out_dir="runs/bench/small")
+    bench.run(ctx, ["all"])                 # cells -> runs/bench/small/cells/...
+    bench.build_report("runs/bench/small")  # -> runs/bench/small/report/index.html
+
+Modules: `budgets` (presets), `store` (one JSON file per cell), `context` (source view,
+condensed sets, cached evaluations), `suites` (augmentation, compression, transfer,
+nas, init, cost), `nas` (rank correlations, NAS-Bench-201 files; Dong & Yang, ICLR
+2020), `init_study`, `cost`, `plots`, `report`. Submodules load on first use (importing
+this package does not import TensorFlow).
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "BUDGETS": "tfcondense.bench.budgets",
+    "Budget": "tfcondense.bench.budgets",
+    "get_budget": "tfcondense.bench.budgets",
+    "BenchContext": "tfcondense.bench.context",
+    "CellStore": "tfcondense.bench.store",
+    "SUITES": "tfcondense.bench.suites",
+    "ORDER": "tfcondense.bench.suites",
+    "run": "tfcondense.bench.suites",
+    "build_report": "tfcondense.bench.report",
+    "rank_correlation": "tfcondense.bench.nas",
+    "load_nasbench201": "tfcondense.bench.nas",
+}
+_SUBMODULES = ("budgets", "context", "cost", "init_study", "nas", "plots", "report", "store",
+               "suites")
+
+__all__ = [*_LAZY, *_SUBMODULES]
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  if name in _SUBMODULES:
+    return importlib.import_module(f"tfcondense.bench.{name}")
+  raise AttributeError(f"module 'tfcondense.bench' has no attribute {name!r}")

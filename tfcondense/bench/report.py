@@ -1,0 +1,631 @@
+"""The DC-BENCH report: cached cells -> `report/index.html` + `report/summary.md` + PNGs.
+
+Reads every cell under `<root>/cells/` (all sources), computes the derived numbers
+DC-BENCH (Cui et al. 2022) reports, draws the charts with matplotlib and writes one HTML
+page and a Markdown summary with the same tables:
+
+* a leaderboard per source and IPC (ConvNet accuracy with the default augmentation,
+  without augmentation and with the best one, the transfer average, the NAS rank
+  correlation and the cost per iteration);
+* augmentation: grouped bars and DC-BENCH Table 1's no-aug / average / best;
+* compression: accuracy against IPC (lines) and where synthesis stops beating
+  selection;
+* transfer: a heat map of set x architecture with the transfer average (Table 2);
+* NAS: rank scatter plots with Spearman / Kendall / top-k against the ground truth
+  (NAS-Bench-201 space, Dong & Yang, ICLR 2020), beside DC-BENCH's CIFAR-10 values;
+* initialisation: accuracy-against-iterations curves per initialisation;
+* cost: seconds per iteration (bars, log scale) and memory.
+
+No TensorFlow is imported; a report of a few hundred cells takes seconds. The page
+marks, once loaded in a browser, how many of its images decoded
+(`<body data-images-loaded=...>`), which the headless-Chromium test checks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import html
+import os
+import shutil
+import subprocess
+from collections import defaultdict
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfcondense import atomic
+from tfcondense.bench import budgets as budgets_lib
+from tfcondense.bench import init_study
+from tfcondense.bench import nas as nas_lib
+from tfcondense.bench import plots
+from tfcondense.bench.store import CellStore
+
+#: DC-BENCH's NAS Spearman correlations on CIFAR-10 (Sec. 4.4), for comparison.
+DCBENCH_NAS_SPEARMAN = {"random": -0.06, "kcenter": 0.11, "dc": -0.19, "dsa": -0.37,
+                        "dm": -0.37, "kip": -0.50, "mtt": -0.09}
+#: Display order of methods (others follow alphabetically).
+METHOD_ORDER = plots.METHOD_ORDER
+SELECTION = ("random", "herding", "kcenter")
+SUITE_TITLES = {"augmentation": "Augmentation at evaluation",
+                "compression": "Compression ratio (IPC sweep)",
+                "transfer": "Transfer across architectures",
+                "nas": "NAS ranking", "init": "Initialisation", "cost": "Cost"}
+
+
+@dataclasses.dataclass
+class Table:
+  """A table rendered both to HTML and to Markdown."""
+
+  header: List[str]
+  rows: List[List[str]]
+  caption: str = ""
+  highlight_first: bool = False
+
+  def markdown(self) -> str:
+    lines = []
+    if self.caption:
+      lines += [f"*{self.caption}*", ""]
+    lines.append("| " + " | ".join(self.header) + " |")
+    lines.append("|" + "---|" * len(self.header))
+    for i, row in enumerate(self.rows):
+      cells = [f"**{c}**" if self.highlight_first and i == 0 and c else c for c in row]
+      lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+  def html(self) -> str:
+    out = ["<table>"]
+    if self.caption:
+      out.append(f"<caption>{html.escape(self.caption)}</caption>")
+    out.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in self.header) + "</tr>")
+    for i, row in enumerate(self.rows):
+      cls = ' class="top"' if self.highlight_first and i == 0 else ""
+      out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+@dataclasses.dataclass
+class Section:
+  """One block of the report: heading, explanation, charts, tables, findings."""
+
+  anchor: str
+  title: str
+  intro: str = ""
+  images: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, alt)
+  tables: List[Table] = dataclasses.field(default_factory=list)
+  findings: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportPaths:
+  html: str
+  markdown: str
+  images: Tuple[str, ...]
+  cells: int
+
+
+def _order(names: Iterable[str]) -> List[str]:
+  names = set(names)
+  first = [m for m in METHOD_ORDER if m in names]
+  return first + sorted(names - set(first))
+
+
+def _acc(r: Dict[str, Any]) -> str:
+  return f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}"
+
+
+def _num(x: Optional[float], fmt: str = "{:.2f}") -> str:
+  return "–" if x is None or not np.isfinite(x) else fmt.format(x)
+
+
+def describe_protocol(p: Dict[str, Any], augmentation: bool = True) -> str:
+  """One line for a `Protocol` stored as a dict in a cell spec."""
+  length = f"{p['steps']} steps" if p.get("steps") is not None else f"{p['epochs']} epochs"
+  milestones = "/".join(f"{m:.2g}" for m in p.get("milestones") or ())
+  text = (f"{p['name']}: {length}, batch {p['batch_size']}, SGD lr {p['lr']} momentum "
+          f"{p['momentum']} wd {p['weight_decay']}"
+          + (f" (x{p['gamma']} at {milestones} of training)" if milestones else "")
+          + (f", {p['augmentation']} augmentation" if augmentation else "")
+          + (f", CutMix p {p['cutmix_prob']}" if p.get("cutmix_prob") else ", no CutMix")
+          + (f", {p['precision']}" if p.get("precision", "float32") != "float32" else ""))
+  return text
+
+
+def _protocols(cells: Sequence[Dict[str, Any]], augmentation: bool = True) -> str:
+  descs = sorted({describe_protocol(c["spec"]["protocol"], augmentation) for c in cells
+                  if c["spec"].get("protocol")})
+  reps = sorted({c["spec"].get("repetitions") for c in cells if c["spec"].get("repetitions")})
+  view = next((c["spec"].get("view") for c in cells if c["spec"].get("view")), None) or {}
+  data = ""
+  if view.get("train_per_class") or view.get("test_per_class"):
+    data = (f" Data: first {view.get('train_per_class') or 'all'} training and "
+            f"{view.get('test_per_class') or 'all'} test images per class.")
+  if not descs:
+    return data.strip()
+  return (f"Protocol: {'; '.join(descs)}; {', '.join(map(str, reps))} model(s) per cell, "
+          f"accuracy = mean ± std over them of the best test accuracy." + data)
+
+
+# -- sections ---------------------------------------------------------------------------
+
+def _augmentation(source: str, cells, out: str) -> Optional[Section]:
+  if not cells:
+    return None
+  rows = [c["result"] for c in cells]
+  values = {(r["method"], r["ipc"], r["augmentation"]): (r["acc_mean"], r["acc_std"])
+            for r in rows}
+  methods = _order({r["method"] for r in rows})
+  ipcs = sorted({r["ipc"] for r in rows})
+  augs = [a for a in budgets_lib.AUGMENTATIONS if any(r["augmentation"] == a for r in rows)]
+  augs += sorted({r["augmentation"] for r in rows} - set(augs))
+  png = plots.augmentation_bars(values, methods, ipcs, augs,
+                                os.path.join(out, f"augmentation_{source}.png"),
+                                f"{source}: test accuracy by evaluation augmentation")
+  table_rows, gains = [], []
+  for ipc in ipcs:
+    for m in methods:
+      accs = {a: values[(m, ipc, a)][0] for a in augs if (m, ipc, a) in values}
+      if not accs:
+        continue
+      with_aug = [v for a, v in accs.items() if a != "none"]
+      best = max(accs, key=accs.get)
+      if "none" in accs and with_aug:
+        gains.append((m, ipc, max(with_aug) - accs["none"]))
+      table_rows.append([m, str(ipc)] + [_num(accs.get(a)) for a in augs] + [
+          _num(accs.get("none")), _num(float(np.mean(with_aug)) if with_aug else None),
+          f"{accs[best]:.2f} ({best})"])
+  findings = []
+  if gains:
+    helped = [g for g in gains if g[2] > 0]
+    findings.append(
+        f"Augmentation at evaluation helped {len(helped)} of {len(gains)} sets (best "
+        f"policy minus none: {min(g[2] for g in gains):+.2f} to "
+        f"{max(g[2] for g in gains):+.2f} points). DC-BENCH: it helps every method.")
+  return Section(
+      f"{source}-augmentation", SUITE_TITLES["augmentation"],
+      "Each set trained from scratch under every evaluation augmentation, drawn per "
+      "sample (DC-BENCH Table 1 draws one transform per batch). "
+      + _protocols(cells, augmentation=False),
+      [(png, "augmentation bars")],
+      [Table(["method", "IPC"] + augs + ["no aug", "average (with aug)", "best"],
+             table_rows)], findings)
+
+
+def _compression(source: str, cells, out: str) -> Optional[Section]:
+  if not cells:
+    return None
+  full = next((c["result"] for c in cells if c["key"] == "full"), None)
+  rows = [c["result"] for c in cells if c["key"] != "full"]
+  if not rows:
+    return None
+  curves: Dict[str, List[Tuple[int, float, float]]] = defaultdict(list)
+  for r in rows:
+    curves[r["method"]].append((r["ipc"], r["acc_mean"], r["acc_std"]))
+  curves = {m: curves[m] for m in _order(curves)}
+  png = plots.ipc_lines(curves, SELECTION, os.path.join(out, f"compression_{source}.png"),
+                        f"{source}: accuracy against images per class",
+                        full=(full["acc_mean"], full["acc_std"]) if full else None)
+  ipcs = sorted({r["ipc"] for r in rows})
+  acc = {(r["method"], r["ipc"]): r for r in rows}
+  table_rows = [[m] + [_acc(acc[(m, i)]) if (m, i) in acc else "–" for i in ipcs]
+                for m in curves]
+  sel = [m for m in curves if m in SELECTION]
+  syn = [m for m in curves if m not in SELECTION]
+  gaps = {}
+  for i in ipcs:
+    s = [acc[(m, i)]["acc_mean"] for m in syn if (m, i) in acc]
+    b = [acc[(m, i)]["acc_mean"] for m in sel if (m, i) in acc]
+    if s and b:
+      gaps[i] = max(s) - max(b)
+  findings = []
+  if gaps:
+    table_rows.append(["best synthesis − best selection"]
+                      + [_num(gaps.get(i), "{:+.2f}") for i in ipcs])
+    wins = [i for i in ipcs if gaps.get(i, 0) > 0]
+    if not wins:
+      findings.append("Synthesis never beat selection here (at the IPCs measured).")
+    else:
+      after = [i for i in ipcs if i > max(wins) and i in gaps]
+      findings.append(
+          f"Synthesis beat the best selection at IPC {', '.join(map(str, wins))}; "
+          + (f"from IPC {after[0]} on selection is as good or better."
+             if after else "it still did at the largest IPC measured.")
+          + " DC-BENCH (CIFAR-10): condensation gains vanish above about 200 IPC.")
+  if full:
+    table_rows.append(["full data"] + [_acc(full)] + [""] * (len(ipcs) - 1))
+  return Section(
+      f"{source}-compression", SUITE_TITLES["compression"],
+      "Selection (dashed) and synthesis (solid) methods at growing IPC; the dotted line "
+      "is the whole training set under the same protocol. " + _protocols(cells),
+      [(png, "accuracy against IPC")],
+      [Table(["method"] + [f"IPC {i}" for i in ipcs], table_rows)], findings)
+
+
+def _transfer_average(per_model: Dict[str, float]) -> Optional[float]:
+  others = [v for m, v in per_model.items() if not m.startswith("convnet")]
+  return float(np.mean(others)) if others else None
+
+
+def _transfer(source: str, cells, out: str) -> Optional[Section]:
+  if not cells:
+    return None
+  rows = [c["result"] for c in cells]
+  order = list(budgets_lib.TRANSFER_MODELS)
+  models = [m for m in order if any(r["model"] == m for r in rows)]
+  models += sorted({r["model"] for r in rows} - set(models))
+  sets = sorted({(r["method"], r["ipc"]) for r in rows},
+                key=lambda s: (s[1], _order([r["method"] for r in rows]).index(s[0])))
+  acc = {(r["method"], r["ipc"], r["model"]): r for r in rows}
+  matrix, table_rows = [], []
+  for m, i in sets:
+    per = {mo: acc[(m, i, mo)]["acc_mean"] for mo in models if (m, i, mo) in acc}
+    avg = _transfer_average(per)
+    matrix.append([per.get(mo, np.nan) for mo in models] + [np.nan if avg is None else avg])
+    table_rows.append([m, str(i)] + [_acc(acc[(m, i, mo)]) if (m, i, mo) in acc else "–"
+                                     for mo in models] + [_num(avg)])
+  png = plots.heatmap(np.array(matrix), [f"{m} @ IPC {i}" for m, i in sets],
+                      models + ["transfer avg"], os.path.join(out, f"transfer_{source}.png"),
+                      f"{source}: sets condensed with ConvNet-3, trained on other networks")
+  return Section(
+      f"{source}-transfer", SUITE_TITLES["transfer"],
+      "Each set (condensed or selected with ConvNet-3 where a network is used) trained "
+      "on other architectures; \"transfer avg\" is the mean over the architectures that "
+      "are not a ConvNet (DC-BENCH Table 2). " + _protocols(cells),
+      [(png, "transfer heat map")],
+      [Table(["method", "IPC"] + models + ["transfer avg"], table_rows)])
+
+
+def _nas_tables(cells) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]], str]:
+  truth, proxies, desc = {}, defaultdict(dict), ""
+  for c in cells:
+    r, spec = c["result"], c["spec"]
+    arch = r.get("arch") or (spec.get("model_kwargs") or {}).get("arch")
+    if c["key"].startswith("truth_"):
+      truth[arch] = r["last_mean"]
+      if spec.get("kind") == "nasbench201":
+        desc = (f"Ground truth: NAS-Bench-201 file {spec['file']} ({spec['dataset']}, test "
+                "accuracy after 200 epochs, mean over seeds).")
+      else:
+        kw = spec.get("model_kwargs") or {}
+        desc = (f"Ground truth: each architecture trained on the full training data "
+                f"({describe_protocol(spec['protocol'])}; {spec.get('repetitions')} run(s); "
+                f"network C = {kw.get('channels')}, {kw.get('cells_per_stage')} cell(s) per "
+                "stage), accuracy after the last step.")
+    else:
+      proxies[f"{r['method']}@{r['ipc']}"][arch] = r["last_mean"]
+  return truth, dict(proxies), desc
+
+
+def _nas(source: str, cells, out: str) -> Optional[Section]:
+  truth, proxies, desc = _nas_tables(cells)
+  if not truth or not proxies:
+    return None
+  budget = next((c.get("budget") for c in cells if c.get("budget")), None)
+  top_k = (budgets_lib.BUDGETS.get(budget).nas_top_k if budget in budgets_lib.BUDGETS
+           else 5)
+  panels, table_rows, findings, rhos = {}, [], [], []
+  for label in sorted(proxies, key=lambda s: _order(
+      [p.split("@")[0] for p in proxies]).index(s.split("@")[0])):
+    stats = nas_lib.rank_correlation(proxies[label], truth, top_k)
+    common = sorted(set(proxies[label]) & set(truth))
+    tr = nas_lib.ranks({a: truth[a] for a in common})
+    pr = nas_lib.ranks({a: proxies[label][a] for a in common})
+    sub = (f"ρ = {_num(stats['spearman'])}, τ = {_num(stats['kendall'])}, "
+           f"top-{stats['top_k']} = {_num(stats['top_k_overlap'])}")
+    panels[label] = (np.array([tr[a] for a in common]), np.array([pr[a] for a in common]),
+                     sub)
+    method = label.split("@")[0]
+    if stats["spearman"] is not None:
+      rhos.append(stats["spearman"])
+    table_rows.append([label, str(stats["n"]),
+                       f"{_num(stats['spearman'])} (p {_num(stats['spearman_p'], '{:.2g}')})",
+                       f"{_num(stats['kendall'])} (p {_num(stats['kendall_p'], '{:.2g}')})",
+                       _num(stats["top_k_overlap"]),
+                       _num(DCBENCH_NAS_SPEARMAN.get(method))])
+  png = plots.rank_scatter(panels, os.path.join(out, f"nas_{source}.png"),
+                           f"{source}: architecture ranks, condensed set vs full data")
+  if rhos:
+    span = (f"is {rhos[0]:.2f}" if len(rhos) == 1 else
+            f"ranges from {min(rhos):.2f} to {max(rhos):.2f}")
+    findings.append(f"The Spearman correlation with the ground truth {span}. DC-BENCH "
+                    "(CIFAR-10): -0.50 to 0.11 for condensed sets, 0.75 for the full data "
+                    "with the reduced network.")
+  return Section(
+      f"{source}-nas", SUITE_TITLES["nas"],
+      f"{len(truth)} architectures sampled uniformly from the NAS-Bench-201 cell space "
+      "(15,625 discrete cells), each trained on every condensed set and ranked by its "
+      "test accuracy after the last step. " + desc + " " + _protocols(
+          [c for c in cells if not c["key"].startswith("truth_")]),
+      [(png, "NAS rank scatter")],
+      [Table(["set", "archs", "Spearman ρ", "Kendall τ", f"top-{top_k} overlap",
+              "DC-BENCH ρ (CIFAR-10)"], table_rows)], findings)
+
+
+def _init(source: str, cells, out: str) -> Optional[Section]:
+  if not cells:
+    return None
+  curves: Dict[str, Dict[str, List[Tuple[int, float, float]]]] = defaultdict(
+      lambda: defaultdict(list))
+  for c in cells:
+    s, r = c["spec"]["set"], c["result"]
+    curves[s["method"]][s["init"]].append((s["iteration"], r["acc_mean"], r["acc_std"]))
+  png = plots.init_curves({m: dict(v) for m, v in curves.items()},
+                          os.path.join(out, f"init_{source}.png"),
+                          f"{source}: accuracy against condensation iterations by "
+                          f"initialisation (IPC {cells[0]['spec']['set']['ipc']})")
+  marks = sorted({p[0] for per in curves.values() for pts in per.values() for p in pts})
+  table_rows, findings = [], []
+  for method, per in curves.items():
+    ref = dict((p[0], p[1]) for p in per.get("random", []))
+    target = ref.get(max(ref)) if ref else None
+    for init, pts in sorted(per.items()):
+      curve = {p[0]: p[1] for p in pts}
+      reach = init_study.steps_to_match(curve, target) if target is not None else None
+      table_rows.append([method, init] + [_num(curve.get(m)) for m in marks]
+                        + ["–" if reach is None else str(reach)])
+      if init != "random" and target is not None and reach is not None and ref:
+        findings.append(f"{method}: {init} init reached random init's final "
+                        f"{target:.2f} after {reach} of {max(ref)} iterations "
+                        f"({100 * reach / max(1, max(ref)):.0f}% of the compute).")
+  findings.append("DC-BENCH (DM, CIFAR-10): K-Center init matches random init with about "
+                  "30% of the compute and ends about 1.3 points higher.")
+  return Section(
+      f"{source}-init", SUITE_TITLES["init"],
+      "A synthesis method started from different initialisations; the set is evaluated "
+      "after each number of iterations (0 = the initialisation itself). "
+      + _protocols(cells),
+      [(png, "initialisation curves")],
+      [Table(["method", "init"] + [f"it {m}" for m in marks]
+             + ["iterations to reach random init's final accuracy"], table_rows)],
+      findings)
+
+
+def _cost(source: str, cells, out: str) -> Optional[Section]:
+  if not cells:
+    return None
+  rows = [c["result"] for c in cells]
+  methods = _order({r["method"] for r in rows})
+  ipcs = sorted({r["ipc"] for r in rows})
+  values = {(r["method"], r["ipc"]): r["seconds_per_iteration"] for r in rows}
+  png = plots.cost_bars(values, methods, ipcs, os.path.join(out, f"cost_{source}.png"),
+                        f"{source}: seconds per iteration (K-Center: per k-means iteration)")
+  table_rows = []
+  for ipc in ipcs:
+    for m in methods:
+      r = next((x for x in rows if x["method"] == m and x["ipc"] == ipc), None)
+      if r is None:
+        continue
+      table_rows.append([m, str(ipc), _num(r["seconds_per_iteration"], "{:.4g}"), r["unit"],
+                         _num(r.get("memory_mb"), "{:.0f}") if r.get("isolated") else
+                         "– (not isolated)",
+                         _num(r.get("dcbench_a100_cifar10_seconds"), "{:.4g}")])
+  return Section(
+      f"{source}-cost", SUITE_TITLES["cost"],
+      "Median seconds per iteration after a warm-up (DC-BENCH Table 8). One iteration is "
+      "each method's unit of work (DC / DSA one outer iteration, DM / KIP / MTT one image "
+      "update, IDC one inner iteration); memory is the peak resident set above the "
+      "built method's, measured in a process of its own.",
+      [(png, "cost bars")],
+      [Table(["method", "IPC", "s / iteration", "unit", "memory (MB)",
+              "DC-BENCH A100, CIFAR-10 (s)"], table_rows)])
+
+
+def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
+  aug = [c["result"] for c in suites.get("augmentation", [])]
+  comp = [c["result"] for c in suites.get("compression", []) if c["key"] != "full"]
+  trans = [c["result"] for c in suites.get("transfer", [])]
+  cost = [c["result"] for c in suites.get("cost", [])]
+  truth, proxies, _ = _nas_tables(suites.get("nas", []))
+  ipcs = sorted({r["ipc"] for r in aug + comp + trans})
+  if not ipcs:
+    return None
+  tables = []
+  for ipc in ipcs:
+    methods = _order({r["method"] for r in aug + comp + trans if r["ipc"] == ipc})
+    rows = []
+    for m in methods:
+      a = {r["augmentation"]: r for r in aug if r["method"] == m and r["ipc"] == ipc}
+      default = a.get("dsa") or next((r for r in comp if r["method"] == m and r["ipc"] == ipc),
+                                     None)
+      best = max(a.values(), key=lambda r: r["acc_mean"]) if a else None
+      per = {r["model"]: r["acc_mean"] for r in trans if r["method"] == m and r["ipc"] == ipc}
+      rho = None
+      if f"{m}@{ipc}" in proxies and truth:
+        rho = nas_lib.rank_correlation(proxies[f"{m}@{ipc}"], truth)["spearman"]
+      c = next((r for r in cost if r["method"] == m and r["ipc"] == ipc), None)
+      score = (best or default or {}).get("acc_mean", -1.0)
+      rows.append((score, [m, _acc(default) if default else "–",
+                           _acc(a["none"]) if "none" in a else "–",
+                           f"{_acc(best)} ({best['augmentation']})" if best else "–",
+                           _num(_transfer_average(per)), _num(rho),
+                           _num(c["seconds_per_iteration"], "{:.3g}") if c else "–"]))
+    rows.sort(key=lambda x: -x[0])
+    tables.append(Table(["method", "ConvNet, dsa aug", "no aug", "best aug", "transfer avg",
+                         "NAS ρ", "s / iteration"], [r for _, r in rows],
+                        caption=f"IPC {ipc}", highlight_first=True))
+  return Section(f"{source}-leaderboard", "Leaderboard",
+                 "Test accuracy (%) of ConvNet-3 trained on each set, sorted by the best "
+                 "accuracy over the evaluation augmentations; transfer average, NAS rank "
+                 "correlation and cost from the other suites where measured.",
+                 tables=tables)
+
+
+_SECTIONS = (("augmentation", _augmentation), ("compression", _compression),
+             ("transfer", _transfer), ("nas", _nas), ("init", _init), ("cost", _cost))
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
+       color: #222; background: #fafafa; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { margin-top: 0; } h2 { border-bottom: 2px solid #4c72b0; padding-bottom: 4px;
+     margin-top: 40px; }
+h3 { margin-top: 28px; color: #333; }
+p.meta, p.intro { color: #555; max-width: 960px; line-height: 1.45; }
+nav a { margin-right: 14px; }
+img { max-width: 100%; height: auto; display: block; margin: 12px 0;
+      border: 1px solid #eee; }
+table { border-collapse: collapse; margin: 10px 0 18px; font-size: 13px; }
+caption { text-align: left; font-weight: 600; padding: 4px 0; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th { background: #f0f3f8; } td:first-child, th:first-child { text-align: left; }
+tr.top td { background: #eef6ee; font-weight: 600; }
+ul.findings { background: #f7f7fb; border-left: 4px solid #8172b3; padding: 8px 8px 8px 28px;
+              max-width: 940px; }
+"""
+
+_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  document.body.setAttribute("data-images-total", String(imgs.length));
+  document.body.setAttribute("data-images-loaded", String(imgs.filter(function (i) {
+    return i.complete && i.naturalWidth > 0; }).length));
+});
+</script>"""
+
+
+def _render_html(title: str, meta: str, groups: List[Tuple[str, List[Section]]],
+                 out: str) -> str:
+  parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>",
+           f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(meta)}</p>']
+  parts.append("<nav>" + "".join(
+      f'<a href="#{html.escape(s.anchor)}">{html.escape(src)}: {html.escape(s.title)}</a>'
+      for src, secs in groups for s in secs) + "</nav>")
+  for src, secs in groups:
+    parts.append(f'<h2 id="{html.escape(src)}">{html.escape(src)}</h2>')
+    for s in secs:
+      parts.append(f'<h3 id="{html.escape(s.anchor)}">{html.escape(s.title)}</h3>')
+      if s.intro:
+        parts.append(f'<p class="intro">{html.escape(s.intro)}</p>')
+      for path, alt in s.images:
+        parts.append(f'<img src="{html.escape(os.path.relpath(path, out))}" '
+                     f'alt="{html.escape(alt)}">')
+      for t in s.tables:
+        parts.append(t.html())
+      if s.findings:
+        parts.append('<ul class="findings">' + "".join(
+            f"<li>{html.escape(f)}</li>" for f in s.findings) + "</ul>")
+  parts += ["</main>", _SCRIPT, "</body></html>"]
+  return "\n".join(parts)
+
+
+def _render_markdown(title: str, meta: str, groups: List[Tuple[str, List[Section]]],
+                     out: str) -> str:
+  lines = [f"# {title}", "", meta, ""]
+  for src, secs in groups:
+    lines += [f"## {src}", ""]
+    for s in secs:
+      lines += [f"### {s.title}", ""]
+      if s.intro:
+        lines += [s.intro, ""]
+      for path, alt in s.images:
+        lines += [f"![{alt}]({os.path.relpath(path, out)})", ""]
+      for t in s.tables:
+        lines += [t.markdown(), ""]
+      lines += [f"- {f}" for f in s.findings] + ([""] if s.findings else [])
+  return "\n".join(lines)
+
+
+def build_report(root: str, out_dir: Optional[str] = None,
+                 title: str = "DC-BENCH report") -> ReportPaths:
+  """Writes `<out_dir>/index.html`, `summary.md`, the charts and `report.json`.
+
+  Args:
+    root: the benchmark directory holding `cells/` (the `--out` of `apps.bench`).
+    out_dir: where the report goes (default `<root>/report`).
+    title: page title.
+
+  Returns:
+    The paths written and the number of cells read.
+
+  Raises:
+    FileNotFoundError: no cells under `root` (with the command that makes them).
+  """
+  store = CellStore(root)
+  out = os.path.abspath(out_dir or os.path.join(store.root, "report"))
+  sources = store.sources()
+  if not sources:
+    raise FileNotFoundError(
+        f"no benchmark cells under {store.cells_dir}; run e.g. `python -m apps.bench "
+        f"--suite all --source fashion_mnist --budget small --out {root}` first")
+  os.makedirs(out, exist_ok=True)
+  groups, images, n_cells, budgets = [], [], 0, set()
+  for source in sources:
+    suites = defaultdict(list)
+    for cell in store.cells(source):
+      suites[cell["suite"]].append(cell)
+      budgets.add(cell.get("budget"))
+      n_cells += 1
+    sections = [_leaderboard(source, suites)]
+    sections += [fn(source, suites.get(name, []), out) for name, fn in _SECTIONS]
+    sections = [s for s in sections if s is not None]
+    for s in sections:
+      s.anchor = s.anchor if s.anchor.startswith(source) else f"{source}-{s.anchor}"
+      images += [p for p, _ in s.images]
+    groups.append((source, sections))
+  budgets.discard(None)
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+  budget_text = ", ".join(
+      f"{b} ({budgets_lib.BUDGETS.get(b).description})" if b in budgets_lib.BUDGETS else b
+      for b in sorted(budgets))
+  meta = (f"{n_cells} cells from {store.cells_dir}; budget: {budget_text or 'unknown'}; "
+          f"written {stamp}. Benchmark protocols after DC-BENCH (Cui et al., NeurIPS 2022); "
+          "NAS space from NAS-Bench-201 (Dong & Yang, ICLR 2020).")
+  html_path = os.path.join(out, "index.html")
+  md_path = os.path.join(out, "summary.md")
+  for path, text in ((html_path, _render_html(title, meta, groups, out)),
+                     (md_path, _render_markdown(title, meta, groups, out))):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  atomic.write_json(os.path.join(out, "report.json"), dict(
+      cells=n_cells, sources=sources, budgets=sorted(budgets), images=[
+          os.path.basename(p) for p in images], written=stamp))
+  return ReportPaths(html_path, md_path, tuple(images), n_cells)
+
+
+# -- headless Chromium ------------------------------------------------------------------
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> Optional[str]:
+  """The path of a Chromium / Chrome binary on PATH (Debian package `chromium`)."""
+  for name in CHROMIUM_NAMES:
+    path = shutil.which(name)
+    if path:
+      return path
+  return None
+
+
+def _chromium(args: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
+  binary = find_chromium()
+  if binary is None:
+    raise FileNotFoundError("no Chromium on PATH; install Debian's `chromium` "
+                            "(scripts/setup.sh does)")
+  cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--hide-scrollbars", "--no-first-run", "--mute-audio", *args]
+  return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def screenshot(html_path: str, png_path: str, width: int = 1280, height: int = 2000,
+               timeout: float = 120.0) -> str:
+  """Renders `html_path` in headless Chromium and saves a PNG screenshot."""
+  png_path = os.path.abspath(png_path)
+  res = _chromium([f"--window-size={width},{height}", f"--screenshot={png_path}",
+                   "file://" + os.path.abspath(html_path)], timeout)
+  if not os.path.exists(png_path):
+    raise RuntimeError(f"chromium wrote no screenshot (status {res.returncode}):\n"
+                       f"{res.stderr[-1500:]}")
+  return png_path
+
+
+def rendered_dom(html_path: str, timeout: float = 120.0) -> str:
+  """The DOM of `html_path` after load in headless Chromium (scripts run)."""
+  res = _chromium(["--virtual-time-budget=10000", "--dump-dom",
+                   "file://" + os.path.abspath(html_path)], timeout)
+  if res.returncode != 0 or "<html" not in res.stdout:
+    raise RuntimeError(f"chromium --dump-dom failed (status {res.returncode}):\n"
+                       f"{res.stderr[-1500:]}")
+  return res.stdout
