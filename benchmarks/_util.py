@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: machine description and JSON output."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -36,3 +37,19 @@ def write_json_to(path: str, payload: dict) -> str:
   """Atomically writes `payload` as JSON to `path` (keys in the order given)."""
   from tfcondense import atomic  # pylint: disable=g-import-not-at-top
   return atomic.write_json(path, payload, sort_keys=False)
+
+
+def condense_for_minutes(method: str, source, ipc: int, workdir: str, minutes: float,
+                         precision: str, **overrides):
+  """`tfcondense.condense.condense` for a wall-clock budget of `minutes` (summed over
+  resumed sessions), checkpointing every 2 minutes into `workdir`, the artifact in
+  `workdir`/artifact; `precision` applies to the methods whose config has one."""
+  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import engine  # pylint: disable=g-import-not-at-top
+  spec = condense_lib.SYNTHESIS.get(method)
+  if "precision" in {f.name for f in dataclasses.fields(spec.config_cls)}:
+    overrides.setdefault("precision", precision)
+  return condense_lib.condense(
+      method, source, ipc, options=engine.RunOptions(
+          workdir=workdir, minutes=minutes, checkpoint_seconds=120, desc=f"{method}@{ipc}"),
+      artifact_dir=os.path.join(workdir, "artifact"), **overrides)

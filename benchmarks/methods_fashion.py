@@ -17,7 +17,6 @@ Rows go to benchmarks/results/methods_fashion_mnist.json (finished cells are ski
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -53,8 +52,7 @@ def _paper(method, ipc):
 
 def main(argv):
   del argv
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import data, engine, synthetic  # pylint: disable=g-import-not-at-top
+  from tfcondense import data, synthetic  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
@@ -85,10 +83,6 @@ def main(argv):
       name = f"{method}_ipc{ipc}_{_MINUTES.value:g}min"
       workdir = os.path.join(HERE, "cache", "methods_fashion", name)
       overrides, setup_minutes = {}, 0.0
-      spec = condense_lib.SYNTHESIS.get(method)
-      fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-      if "precision" in fields:
-        overrides["precision"] = _PRECISION.value
       if method == "mtt":
         from tfcondense.methods import mtt  # pylint: disable=g-import-not-at-top
         t0 = time.time()
@@ -97,11 +91,8 @@ def main(argv):
                           SETTINGS["mtt"]["expert_epochs_trained"])
         setup_minutes = (time.time() - t0) / 60
         overrides["experts_dir"] = experts_dir
-      res = condense_lib.condense(
-          method, source, ipc, options=engine.RunOptions(
-              workdir=workdir, minutes=_MINUTES.value, checkpoint_seconds=120,
-              desc=f"{method}@{ipc}"),
-          artifact_dir=os.path.join(workdir, "artifact"), **overrides)
+      res = _util.condense_for_minutes(method, source, ipc, workdir, _MINUTES.value,
+                                       _PRECISION.value, **overrides)
       fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
       result = ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
                            desc=f"eval {method}@{ipc}")

@@ -70,8 +70,7 @@ def _corpus():
 
 def main(argv):
   del argv
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import data, engine, synthetic  # pylint: disable=g-import-not-at-top
+  from tfcondense import data, synthetic  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
   from tfcondense.data import speech as speech_data  # pylint: disable=g-import-not-at-top
@@ -132,15 +131,8 @@ def main(argv):
                select_seconds=round(time.time() - t0, 1))
         continue
       workdir = os.path.join(_CACHE.value, f"{method}_ipc{ipc}_{_MINUTES.value:g}min")
-      overrides = {}
-      spec = condense_lib.SYNTHESIS.get(method)
-      if "precision" in {f.name for f in dataclasses.fields(spec.config_cls)}:
-        overrides["precision"] = _PRECISION.value
-      res = condense_lib.condense(
-          method, source, ipc, options=engine.RunOptions(
-              workdir=workdir, minutes=_MINUTES.value, checkpoint_seconds=120,
-              desc=f"{method}@{ipc}"),
-          artifact_dir=os.path.join(workdir, "artifact"), **overrides)
+      res = _util.condense_for_minutes(method, source, ipc, workdir, _MINUTES.value,
+                                       _PRECISION.value)
       fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
       record(method, ipc, fx, fy, factor=res.artifact.factor, budget_minutes=_MINUTES.value,
              minutes_used=round(res.run.seconds / 60, 1), steps=res.run.steps,

@@ -11,7 +11,7 @@ Synthesis (IDC): `tfcondense.condense.condense("idc", source, ipc=10, ...)`.
 """
 from __future__ import annotations
 
-import importlib
+from tfcondense._lazy import module_getattr
 
 __version__ = "0.1.0"
 
@@ -38,10 +38,4 @@ _SUBMODULES = ("atomic", "bench", "condense", "continual", "distribute", "engine
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
-
-def __getattr__(name):
-  if name in _LAZY:
-    return getattr(importlib.import_module(_LAZY[name]), name)
-  if name in _SUBMODULES:
-    return importlib.import_module(f"tfcondense.{name}")
-  raise AttributeError(f"module 'tfcondense' has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _LAZY, _SUBMODULES)

@@ -14,7 +14,7 @@ this package does not import TensorFlow).
 """
 from __future__ import annotations
 
-import importlib
+from tfcondense._lazy import module_getattr
 
 _LAZY = {
     "BUDGETS": "tfcondense.bench.budgets",
@@ -34,10 +34,4 @@ _SUBMODULES = ("budgets", "context", "cost", "init_study", "nas", "plots", "repo
 
 __all__ = [*_LAZY, *_SUBMODULES]
 
-
-def __getattr__(name):
-  if name in _LAZY:
-    return getattr(importlib.import_module(_LAZY[name]), name)
-  if name in _SUBMODULES:
-    return importlib.import_module(f"tfcondense.bench.{name}")
-  raise AttributeError(f"module 'tfcondense.bench' has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _LAZY, _SUBMODULES)
