@@ -76,6 +76,12 @@ _NAS_TRUTH = flags.DEFINE_string("nas_ground_truth", None,
 _NAS_DATASET = flags.DEFINE_string("nas_dataset", "cifar10",
                                    "Dataset of --nas_ground_truth: cifar10, cifar10-valid, "
                                    "cifar100, ImageNet16-120.")
+_SETS_FROM = flags.DEFINE_string(
+    "sets_from", None,
+    "Evaluate synthesis sets made elsewhere instead of condensing them: a path pattern "
+    "with {method} and {ipc} naming artifact directories (what apps.condense writes), e.g. "
+    "'runs/{method}_ipc{ipc}/artifact'. Sets not found there are condensed under the "
+    "budget; selection sets (random, kcenter, herding) are always made here.")
 _REPORT = flags.DEFINE_bool("report", True, "Write the report after running the suites.")
 _SCREENSHOT = flags.DEFINE_bool("screenshot", False,
                                 "Also render the report in headless Chromium to "
@@ -113,7 +119,7 @@ def main(argv):
   ctx = context.BenchContext(_SOURCE.value, _BUDGET.value, out, _WORK_DIR.value,
                              seed=_SEED.value, source_options=options,
                              nas_ground_truth=_NAS_TRUTH.value,
-                             nas_dataset=_NAS_DATASET.value)
+                             nas_dataset=_NAS_DATASET.value, sets_from=_SETS_FROM.value)
   print(f"budget {ctx.budget.name}: {ctx.budget.description}")
   print(f"suites {', '.join(names)} on {ctx.source.name}: {len(ctx.source.train_labels)} "
         f"train / {len(ctx.source.test_labels)} test images; cells in {ctx.store.cells_dir}")

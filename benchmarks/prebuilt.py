@@ -33,6 +33,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from benchmarks import _util  # noqa: E402
+from tfcondense import atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -56,6 +57,7 @@ def _copy_atomic(src_dir, dst_dir, evaluation):
   os.makedirs(os.path.dirname(dst_dir), exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(dst_dir))
   try:
+    os.chmod(tmp, atomic.umask_mode(0o777))
     for name in ("images.npy", "labels.npy", "meta.json", "formation.npz"):
       if os.path.exists(os.path.join(src_dir, name)):
         shutil.copy2(os.path.join(src_dir, name), os.path.join(tmp, name))

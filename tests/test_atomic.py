@@ -40,3 +40,13 @@ def test_save_figure_writes_png_and_closes_figure(tmp_path):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   assert not plt.fignum_exists(fig.number)
   assert os.listdir(tmp_path) == ["p.png"]
+
+
+def test_artifact_directory_is_readable_like_any_new_directory(tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tfcondense import artifact  # pylint: disable=g-import-not-at-top
+  d = tmp_path / "art"
+  artifact.save_artifact(str(d), np.zeros((2, 4, 4, 1), np.float32), np.array([0, 1]),
+                         dict(method="random", ipc=1, source="x"))
+  assert (os.stat(d).st_mode & 0o777) == atomic.umask_mode(0o777)
+  assert (os.stat(d / "meta.json").st_mode & 0o777) == atomic.umask_mode()

@@ -555,3 +555,26 @@ def test_rerun_computes_only_missing_cells_and_refuses_other_settings(small_run)
   assert out.returncode == 2 and "made with other settings" in out.stderr, out.stderr[-800:]
   out, _ = _run("report", cwd=str(cwd))
   assert out.returncode == 0 and "report:" in out.stdout and "(39 cells, 6 charts)" in out.stdout
+
+
+def test_sets_from_evaluates_a_set_made_elsewhere_and_refuses_the_wrong_one(small_run, tmp_path):
+  cwd, _, _ = small_run
+  sets = cwd / "runs" / "bench" / "small" / "work" / "sets"
+  pattern = str(sets / "{method}_ipc{ipc}")
+  out, _ = _run("--suite", "augmentation", "--source", "fashion_mnist", "--budget", "small",
+                "--out", str(tmp_path / "b"), "--sets_from", pattern, "--noreport",
+                cwd=str(cwd))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f"read dm@1 from {sets / 'dm_ipc1'}" in out.stdout
+  assert "condensed dm@1" not in out.stdout  # no condensation: the set was read
+  cell = json.loads((tmp_path / "b" / "cells" / "fashion_mnist" / "augmentation" /
+                     "dm_ipc1_dsa.json").read_text())
+  assert len(cell["spec"]["set"]["imported"]) == 16  # the images' digest keys the cell
+  # A pattern that finds another method's set, and one with an unknown placeholder.
+  from tfcondense.bench import context  # pylint: disable=g-import-not-at-top
+  ctx = context.BenchContext("fashion_mnist", "small", str(tmp_path / "c"),
+                             sets_from=str(sets / "random_ipc{ipc}"), show_progress=False)
+  with pytest.raises(InvalidConfigError, match="holds random@1 of fashion_mnist, not dm@1"):
+    ctx.condensed("dm", 1)
+  with pytest.raises(InvalidConfigError, match="only {method} and {ipc}"):
+    context.BenchContext("fashion_mnist", "small", str(tmp_path / "d"), sets_from="x/{name}")

@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from tfcondense import atomic
 from tfcondense.errors import CorruptArtifactError
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
@@ -101,6 +102,7 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
   try:
+    os.chmod(tmp, atomic.umask_mode(0o777))  # mkdtemp's 0700 would hide it from others
     np.save(os.path.join(tmp, IMAGES), images)
     np.save(os.path.join(tmp, LABELS), labels)
     with open(os.path.join(tmp, META), "w") as f:

@@ -3,13 +3,16 @@
 `BenchContext` holds one source (possibly a per-class subset, as the budget says), the
 budget, the cell store and the work directory. Condensed sets are made once and kept
 as artifacts (`<work>/sets/<method>_ipc<k>/`, loadable with `np.load`), synthesis runs
-resume from `<work>/condense/<method>_ipc<k>/`, and `evaluate` returns a cached cell
+resume from `<work>/condense/<method>_ipc<k>/` -- or synthesis sets made elsewhere
+(`apps.condense`, another benchmark, another library's export) are read from
+`sets_from` -- and `evaluate` returns a cached cell
 when one with the same spec exists anywhere in the store (DC-BENCH, Cui et al. 2022,
 evaluates the same set under several suites).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -87,6 +90,10 @@ class BenchContext:
     source_options: options of `load_source` (e.g. data_dir).
     nas_ground_truth: optional NAS-Bench-201 results file (see `bench.nas`).
     nas_dataset: the dataset of that file to read (cifar10, cifar100, ...).
+    sets_from: where to find synthesis sets instead of condensing them under the
+      budget: a path pattern with `{method}` and `{ipc}` naming an artifact directory
+      (images.npy, labels.npy, meta.json; `apps.condense` writes one), e.g.
+      "runs/{method}_ipc{ipc}/artifact". A set that is not there is condensed.
     show_progress: progress bars.
     log: one line per finished cell.
   """
@@ -94,7 +101,8 @@ class BenchContext:
   def __init__(self, source_name: str, budget, out_dir: str, work_dir: Optional[str] = None,
                *, seed: int = 0, source_options: Optional[Dict[str, Any]] = None,
                nas_ground_truth: Optional[str] = None, nas_dataset: str = "cifar10",
-               show_progress: bool = True, log: Callable[[str], None] = print):
+               sets_from: Optional[str] = None, show_progress: bool = True,
+               log: Callable[[str], None] = print):
     self.budget = budgets_lib.get_budget(budget)
     budgets_lib.check_budget(self.budget)
     self.source_name = str(source_name).lower()
@@ -104,6 +112,13 @@ class BenchContext:
     self.source_options = dict(source_options or {})
     self.nas_ground_truth = nas_ground_truth
     self.nas_dataset = nas_dataset
+    if sets_from is not None:
+      try:
+        sets_from.format(method="m", ipc=1)
+      except (KeyError, IndexError, ValueError) as e:
+        raise InvalidConfigError(f"sets_from {sets_from!r}: only {{method}} and {{ipc}} may "
+                                 f"appear in braces ({e})") from None
+    self.sets_from = sets_from
     self.show_progress = show_progress
     self.log = log
     self.store = CellStore(self.out_dir)
@@ -219,6 +234,9 @@ class BenchContext:
     from tfcondense import engine  # pylint: disable=g-import-not-at-top
     from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
     self.source.check_ipc(ipc)
+    imported = self._imported(method, ipc)
+    if imported is not None:
+      return imported
     cfg, overrides = self.synthesis_config(method, ipc)
     spec = dict(method=method, ipc=ipc, config=cfg.as_dict(),
                 minutes=self.budget.condense_minutes, view=self.view_spec)
@@ -239,6 +257,33 @@ class BenchContext:
                f"{time.perf_counter() - t0:.0f} s ({res.run.stopped}) -> {directory}")
     images, labels = synthetic.formed_from_artifact(art, art.weights)
     return CondensedSet(method, ipc, images, labels, spec, art.meta)
+
+  def _imported(self, method: str, ipc: int) -> Optional[CondensedSet]:
+    """The set of `method` at `ipc` under `sets_from`, if there is one there."""
+    from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
+    if not self.sets_from:
+      return None
+    directory = os.path.abspath(os.path.expanduser(
+        self.sets_from.format(method=method, ipc=ipc)))
+    if not os.path.isdir(directory):
+      self.log(f"no {method}@{ipc} set at {directory}; condensing one under the budget")
+      return None
+    art = artifact_lib.load_artifact(directory)  # a corrupt one is an error, not a skip
+    meta = art.meta
+    found = (meta.get("method"), meta.get("ipc"), meta.get("source"))
+    if found != (method, ipc, self.source_name):
+      raise InvalidConfigError(
+          f"{directory} holds {found[0]}@{found[1]} of {found[2]}, not {method}@{ipc} of "
+          f"{self.source_name}; fix the --sets_from pattern")
+    # The images' digest keys the cached evaluations: a set replaced on disk is
+    # evaluated again, never confused with the one before it.
+    digest = hashlib.sha256(np.ascontiguousarray(art.images).tobytes()).hexdigest()[:16]
+    spec = dict(method=method, ipc=ipc, imported=digest, budget=meta.get("budget"),
+                view=self.view_spec)
+    images, labels = synthetic.formed_from_artifact(art, art.weights)
+    self.log(f"read {method}@{ipc} from {directory}: {len(images)} training images")
+    return CondensedSet(method, ipc, images, labels, spec, meta)
 
   # -- evaluation ---------------------------------------------------------------------
 
