@@ -42,6 +42,10 @@ _METHODS = flags.DEFINE_list("methods", ["random", "kcenter", "dm", "idc_i", "id
                              "Methods of the prebuilt grid.")
 _IPCS = flags.DEFINE_list("ipcs", ["1", "10", "50"], "Images per class.")
 _CHECK = flags.DEFINE_bool("check", False, "Only report what is present and missing.")
+_FORCE = flags.DEFINE_bool("force", False,
+                           "Re-select Random / K-Center sets already shipped (by default they "
+                           "are kept: re-selecting gives the same images but records the "
+                           "cached embedding's seconds as the selection budget).")
 
 
 def _rows(name):
@@ -135,10 +139,15 @@ def main(argv):
   if not _CHECK.value:
     from tfcondense import data  # pylint: disable=g-import-not-at-top
     source = data.load_source("fashion_mnist")
-  done, missing = [], []
+  done, kept, missing = [], [], []
   for method in _METHODS.value:
     for ipc in map(int, _IPCS.value):
       config = f"{method}_ipc{ipc}"
+      shipped = all(os.path.exists(os.path.join(PREBUILT, config, n))
+                    for n in ("meta.json", "evaluation.json"))
+      if method in ("random", "kcenter", "herding") and shipped and not _FORCE.value:
+        kept.append(config)
+        continue
       if method in ("random", "kcenter", "herding"):
         src, evaluation = _selection(method, ipc, source)
       else:
@@ -153,6 +162,8 @@ def main(argv):
       done.append(config)
   for config in done:
     print(f"{'present' if _CHECK.value else 'copied'}: {config}")
+  for config in kept:
+    print(f"kept: {config} (already shipped; --force selects it again)")
   for config, why in missing:
     print(f"missing: {config}: {why}")
 

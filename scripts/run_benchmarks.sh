@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every benchmark of BENCHMARKS.md in turn, each computing only the cells it has
+# not finished, so that a machine that is lent for a few hours at a time gets through
+# them over several sessions: stop it at any point and run it again.
+#
+#   setsid nohup bash scripts/run_benchmarks.sh > benchmarks/cache/run.log 2>&1 &
+#   bash scripts/run_benchmarks.sh speech cost      # only these steps
+#
+# It runs from a snapshot of HEAD in $SNAPSHOT (default /tmp/tfcondense-bench): while a
+# tf.function traces, autograph re-reads its source files, so edits in this checkout
+# must not reach a running benchmark. Results, artifacts, caches and the prebuilt TFDS
+# artifacts are this checkout's (linked into the snapshot). Nothing else should run
+# beside it while it times things; on a machine with sched autogroup (Linux), `nice`
+# does not reach across sessions, so it raises its own session's share instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+snap=${SNAPSHOT:-/tmp/tfcondense-bench}
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(methods prebuilt roundtrip speech cost init bench continual)
+
+mkdir -p benchmarks/cache
+exec 9> benchmarks/cache/.run_benchmarks.lock
+flock -n 9 || { echo "run_benchmarks.sh is already running (benchmarks/cache/.run_benchmarks.lock)" >&2; exit 1; }
+git worktree remove --force "$snap" >/dev/null 2>&1 || rm -rf "$snap"
+git worktree prune
+git worktree add -f --detach "$snap" HEAD >/dev/null
+link() { rm -rf "$snap/$1"; mkdir -p "$root/$1"; ln -s "$root/$1" "$snap/$1"; }
+for d in benchmarks/results benchmarks/artifacts benchmarks/cache \
+         datasets_builders/condensed_fashion_mnist/artifacts; do link "$d"; done
+ln -sfn "$root/.venv" "$snap/.venv"
+echo -10 > /proc/self/autogroup 2>/dev/null || true
+cd "$snap"
+export TFCONDENSE_PROGRESS=0 PYTHONUNBUFFERED=1
+
+run() { echo "== $(date -u +%FT%TZ) python -m $*"; .venv/bin/python -m "$@"; }
+bench_sets="$root/benchmarks/cache/methods_fashion/{method}_ipc{ipc}_20min/artifact"
+for step in "${steps[@]}"; do
+  case "$step" in
+    methods)   run benchmarks.methods_fashion --minutes 20 ;;
+    prebuilt)  run benchmarks.prebuilt ;;
+    roundtrip) run benchmarks.tfds_roundtrip ;;
+    speech)    run benchmarks.speech ;;
+    cost)      run benchmarks.cost ;;
+    init)      run benchmarks.init_study ;;
+    bench)     run apps.bench --suite all --source fashion_mnist --budget cpu \
+                 --out "$root/benchmarks/results/bench_fashion_mnist" \
+                 --work_dir "$root/benchmarks/cache/bench_fashion_mnist" \
+                 --sets_from "$bench_sets" --screenshot ;;
+    continual) run benchmarks.continual ;;
+    *) echo "unknown step $step (methods prebuilt roundtrip speech cost init bench continual)" >&2
+       exit 2 ;;
+  esac
+done
+echo "== $(date -u +%FT%TZ) done: ${steps[*]}"
