@@ -2,6 +2,8 @@ r"""IDC condensation throughput with 1 and 2 workers under tf.distribute, and ag
 
   python -m benchmarks.scaling       # about 15 minutes on the 2-core CPU machine (idle)
   python -m benchmarks.scaling --smoke --output /tmp/scaling.json   # 1 step, tiny, ~2 min
+  python -m benchmarks.scaling --setups single,gpus --iterations 10 --warmup 2 \
+      --output benchmarks/results/scaling_gpu.json           # on a GPU machine, ~2 min
 
 IDC on Fashion-MNIST at the `benchmarks.idc_step` configuration (IPC 10, factor 2,
 ConvNet-3, 64 real images per class, 8 network steps of 64), one inner iteration =
