@@ -22,13 +22,13 @@ out with tf.distribute"), e.g. on one machine with two logical CPUs:
 """
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
 from absl import flags
 
 from apps import _common
+from tfcondense import atomic
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
                               "Data source (fashion_mnist, digits, mnist, cifar10, cifar100, "
@@ -172,10 +172,9 @@ def main(argv):
     result = _evaluate(res, source, cluster)
     print(f"evaluation: {result}")
     if res.artifact_dir:
-      path = os.path.join(res.artifact_dir, "evaluation.json")
-      with open(path + ".tmp", "w") as f:
-        json.dump(dict(result.as_dict(), seed=_SEED.value, source=source.name), f, indent=2)
-      os.replace(path + ".tmp", path)
+      atomic.write_json(os.path.join(res.artifact_dir, "evaluation.json"),
+                        dict(result.as_dict(), seed=_SEED.value, source=source.name),
+                        sort_keys=False)
 
 
 def _evaluate(res, source, cluster):

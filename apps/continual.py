@@ -34,15 +34,14 @@ same command only reloads the finished runs (10 s).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 
 from absl import app
 from absl import flags
 
 from apps import _common
+from tfcondense import atomic
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
                               "Data source (fashion_mnist, digits, mnist, cifar10, cifar100, "
@@ -172,11 +171,7 @@ def main(argv):
 
 
 def _write_json(path, payload):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(payload, f, indent=2)
-  os.replace(tmp, path)
+  atomic.write_json(path, payload, sort_keys=False)
 
 
 if __name__ == "__main__":

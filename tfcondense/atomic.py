@@ -48,6 +48,14 @@ def write_json(path: str, obj: Any, sort_keys: bool = True) -> str:
   return os.path.abspath(path)
 
 
+def write_text(path: str, text: str) -> str:
+  """Writes `text` (UTF-8) to `path`; returns the absolute path."""
+  with replacing(path, os.path.splitext(path)[1]) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+  return os.path.abspath(path)
+
+
 def save_figure(fig, path: str, dpi: int = 100) -> str:
   """Saves a matplotlib figure as PNG at `path` and closes it; returns the path."""
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
@@ -46,11 +45,7 @@ def read_rows(path: Optional[str]) -> List[Dict[str, Any]]:
 
 def write_rows(path: str, rows: Sequence[Dict[str, Any]], header: Dict[str, Any]) -> None:
   """Atomically writes {"header":..., "rows": [...]} to `path`."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump({"header": header, "rows": list(rows)}, f, indent=2)
-  os.replace(tmp, path)
+  atomic.write_json(path, {"header": header, "rows": list(rows)}, sort_keys=False)
 
 
 def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,

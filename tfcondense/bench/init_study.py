@@ -14,6 +14,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from tfcondense import atomic
+
 
 def snapshot_path(workdir: str, step: int) -> str:
   return os.path.join(workdir, "snapshots", f"it{int(step):06d}.npz")
@@ -57,9 +59,8 @@ def snapshots(source, method: str, init: str, ipc: int, marks: Sequence[int], *,
   def save(step, scalars=None):  # pylint: disable=unused-argument
     if step in paths and not os.path.exists(paths[step]):
       images, labels = obj.synthetic.formed_numpy()
-      tmp = paths[step] + ".tmp.npz"
-      np.savez(tmp, images=images, labels=labels)
-      os.replace(tmp, paths[step])
+      with atomic.replacing(paths[step], ".npz") as tmp:
+        np.savez(tmp, images=images, labels=labels)
 
   if marks[0] == 0 and not os.path.exists(os.path.join(workdir, "checkpoints")):
     save(0)

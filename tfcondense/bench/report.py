@@ -575,10 +575,7 @@ def build_report(root: str, out_dir: Optional[str] = None,
   md_path = os.path.join(out, "summary.md")
   for path, text in ((html_path, _render_html(title, meta, groups, out)),
                      (md_path, _render_markdown(title, meta, groups, out))):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
   atomic.write_json(os.path.join(out, "report.json"), dict(
       cells=n_cells, sources=sources, budgets=sorted(budgets), images=[
           os.path.basename(p) for p in images], written=stamp))

@@ -52,7 +52,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -584,10 +583,8 @@ class _IncrementalLearner:
   def _save_step(self, t: int, result: Dict[str, Any]) -> None:
     d = self._step_dir(t)
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".weights.h5")
-    os.close(fd)
-    self.model.save_weights(tmp, overwrite=True)
-    os.replace(tmp, os.path.join(d, "model.weights.h5"))
+    with atomic.replacing(os.path.join(d, "model.weights.h5"), ".weights.h5") as tmp:
+      self.model.save_weights(tmp, overwrite=True)
     atomic.write_json(os.path.join(d, "result.json"), result)
     atomic.write_json(os.path.join(self.run_dir, _STATE),
                        dict(results=self._results + [result]))

@@ -63,12 +63,12 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from tfcondense import atomic
 from tfcondense import progress as progress_lib
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError, check_choice
@@ -481,15 +481,8 @@ class MTT:
 
 # -- experts -----------------------------------------------------------------------------
 def _save_atomic(path: str, array: np.ndarray) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy.tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.save(f, array)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic.replacing(path, ".npy") as tmp:
+    np.save(tmp, array)
 
 
 def expert_init_seed(seed: int, index: int) -> int:

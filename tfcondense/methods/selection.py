@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from tfcondense import atomic
 from tfcondense.methods import METHODS
 
 _EMBED_CACHE = {}
@@ -60,10 +61,8 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
     feats = _train_and_embed(source, seed, model, epochs, show_progress)
   _EMBED_CACHE[key] = feats
   if path and not os.path.exists(path):
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + ".tmp.npy"
-    np.save(tmp, feats)
-    os.replace(tmp, path)
+    with atomic.replacing(path, ".npy") as tmp:
+      np.save(tmp, feats)
   return feats
 
 
