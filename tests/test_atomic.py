@@ -50,3 +50,17 @@ def test_artifact_directory_is_readable_like_any_new_directory(tmp_path):
                          dict(method="random", ipc=1, source="x"))
   assert (os.stat(d).st_mode & 0o777) == atomic.umask_mode(0o777)
   assert (os.stat(d / "meta.json").st_mode & 0o777) == atomic.umask_mode()
+
+
+def test_write_text_and_replacing_keep_the_suffix_for_writers_that_need_it(tmp_path):
+  atomic.write_text(str(tmp_path / "r" / "index.html"), "<p>é</p>")
+  assert (tmp_path / "r" / "index.html").read_text(encoding="utf-8") == "<p>é</p>"
+  with atomic.replacing(str(tmp_path / "m.weights.h5"), ".weights.h5") as tmp:
+    assert tmp.endswith(".weights.h5")  # Keras refuses other names
+    with open(tmp, "w") as f:
+      f.write("x")
+  with pytest.raises(RuntimeError):
+    with atomic.replacing(str(tmp_path / "m.weights.h5"), ".weights.h5") as tmp:
+      raise RuntimeError("writer died")
+  assert (tmp_path / "m.weights.h5").read_text() == "x"
+  assert sorted(os.listdir(tmp_path)) == ["m.weights.h5", "r"]
