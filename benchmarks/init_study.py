@@ -11,7 +11,8 @@ itself), and trains ConvNet-3 on every snapshot with the `quick` protocol (300 S
 steps, mixed bfloat16, `--repetitions` runs). Writes
 benchmarks/results/init_study.json and the curves to benchmarks/results/init_study.png.
 The snapshots and the chart come from `tfcondense.bench` (shared with
-`apps.bench --suite init`).
+`apps.bench --suite init`, whose `cpu` budget runs exactly this study: with
+`--from_bench DIR` the rows are read from that run's cells instead of computed again).
 """
 from __future__ import annotations
 
@@ -34,7 +35,24 @@ _MARKS = flags.DEFINE_list("marks", ["0", "50", "100", "200", "400", "800", "150
                            "inner iterations).")
 _REPS = flags.DEFINE_integer("repetitions", 2, "Evaluation repetitions per snapshot.")
 _PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16", "Condensation precision.")
+_FROM_BENCH = flags.DEFINE_string(
+    "from_bench", None, "An apps.bench output directory (--out) whose `init` cells to report "
+    "instead of computing the study here.")
 _OUT = "init_study.json"
+
+
+def _rows_from_bench(out_dir):
+  """This study's rows from the `init` cells of an apps.bench run."""
+  from tfcondense.bench.store import CellStore  # pylint: disable=g-import-not-at-top
+  rows = []
+  for cell in CellStore(out_dir).cells("fashion_mnist", "init"):
+    res, spec = cell["result"], cell["spec"]
+    rows.append(dict(method=spec["set"]["method"], init=spec["set"]["init"],
+                     ipc=spec["set"]["ipc"], iteration=spec["set"]["iteration"],
+                     acc_mean=res["acc_mean"], acc_std=res["acc_std"],
+                     protocol=spec["protocol"]["name"], precision=spec["protocol"]["precision"],
+                     repetitions=spec["repetitions"], bench_cell=cell["key"]))
+  return sorted(rows, key=lambda r: (r["method"], r["init"], r["iteration"]))
 
 
 def _plot(rows, path):
@@ -54,8 +72,20 @@ def main(argv):
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense.bench import init_study  # pylint: disable=g-import-not-at-top
 
-  source = data.load_source("fashion_mnist")
   path = os.path.join(_util.RESULTS, _OUT)
+  png = os.path.join(_util.RESULTS, "init_study.png")
+  if _FROM_BENCH.value:
+    rows = _rows_from_bench(_FROM_BENCH.value)
+    if not rows:
+      raise app.UsageError(f"no init cells under {_FROM_BENCH.value}; run apps.bench "
+                           "--suite init there first")
+    _util.write_json(_OUT, dict(machine=_util.machine(), rows=rows,
+                                command=f"python -m benchmarks.init_study --from_bench "
+                                        f"{_FROM_BENCH.value}"))
+    _plot(rows, png)
+    print(f"wrote {path} and {png} from {len(rows)} bench cells")
+    return
+  source = data.load_source("fashion_mnist")
   rows = json.load(open(path))["rows"] if os.path.exists(path) else []
   marks = sorted(int(m) for m in _MARKS.value)
   protocol = ev.get_protocol("quick", precision="mixed_bfloat16")
@@ -87,7 +117,6 @@ def main(argv):
         _util.write_json(_OUT, dict(machine=_util.machine(),
                                     command="python -m benchmarks.init_study", rows=rows))
         print(f"{method}/{init} @ {m}: {res}")
-  png = os.path.join(_util.RESULTS, "init_study.png")
   if rows:
     _plot(rows, png)
     print(f"wrote {path} and {png}")
