@@ -73,6 +73,7 @@ FORWARD = [
     ("densenet121", (32, 32, 3), {}),
     ("efficientnet_b0", (28, 28, 1), {}),
     ("vit", (32, 32, 3), {}),
+    ("nas201", (28, 28, 1), {"cells_per_stage": 1}),
 ]
 
 
