@@ -8,6 +8,8 @@ import platform
 
 from absl import logging
 
+from tfcondense import atomic
+
 # Checkpoint saves log at INFO through absl; benchmark output should be the figures.
 logging.set_verbosity(logging.WARNING)
 
@@ -35,7 +37,6 @@ def write_json(name: str, payload: dict) -> str:
 
 def write_json_to(path: str, payload: dict) -> str:
   """Atomically writes `payload` as JSON to `path` (keys in the order given)."""
-  from tfcondense import atomic  # pylint: disable=g-import-not-at-top
   return atomic.write_json(path, payload, sort_keys=False)
 
 

@@ -58,21 +58,11 @@ def _rows(name):
 
 def _copy_atomic(src_dir, dst_dir, evaluation):
   """Copies an artifact directory and writes its evaluation.json, all or nothing."""
-  os.makedirs(os.path.dirname(dst_dir), exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(dst_dir))
-  try:
-    os.chmod(tmp, atomic.umask_mode(0o777))
+  with atomic.replacing_dir(dst_dir) as tmp:
     for name in ("images.npy", "labels.npy", "meta.json", "formation.npz"):
       if os.path.exists(os.path.join(src_dir, name)):
         shutil.copy2(os.path.join(src_dir, name), os.path.join(tmp, name))
-    with open(os.path.join(tmp, "evaluation.json"), "w") as f:
-      json.dump(evaluation, f, indent=2, sort_keys=True)
-    if os.path.exists(dst_dir):
-      shutil.rmtree(dst_dir)
-    os.rename(tmp, dst_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+    atomic.write_json(os.path.join(tmp, "evaluation.json"), evaluation)
 
 
 def _evaluation_from_row(row, source_file):

@@ -96,5 +96,6 @@ def main(argv):
           f"{'match' if ok else 'MISMATCH'}")
   print(f"wrote {save()}")
 
+
 if __name__ == "__main__":
   app.run(main)

@@ -64,3 +64,19 @@ def test_write_text_and_replacing_keep_the_suffix_for_writers_that_need_it(tmp_p
       raise RuntimeError("writer died")
   assert (tmp_path / "m.weights.h5").read_text() == "x"
   assert sorted(os.listdir(tmp_path)) == ["m.weights.h5", "r"]
+
+
+def test_replacing_dir_swaps_whole_folders_and_keeps_the_old_one_on_failure(tmp_path):
+  d = tmp_path / "art"
+  with atomic.replacing_dir(str(d)) as tmp:
+    assert not d.exists()  # nothing appears before the block ends
+    open(os.path.join(tmp, "a"), "w").write("1")
+  assert os.listdir(d) == ["a"] and (os.stat(d).st_mode & 0o777) == atomic.umask_mode(0o777)
+  with pytest.raises(RuntimeError):
+    with atomic.replacing_dir(str(d)) as tmp:
+      open(os.path.join(tmp, "b"), "w").write("2")
+      raise RuntimeError("writer died")
+  assert os.listdir(d) == ["a"]
+  with atomic.replacing_dir(str(d)) as tmp:
+    open(os.path.join(tmp, "b"), "w").write("2")
+  assert os.listdir(d) == ["b"] and os.listdir(tmp_path) == ["art"]

@@ -18,8 +18,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -97,28 +95,13 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
   meta.setdefault("num_images", int(len(images)))
   meta.setdefault("image_shape", list(images.shape[1:]))
   _check(images, labels, meta, directory)
-  directory = os.path.abspath(directory)
-  parent = os.path.dirname(directory)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
-  try:
-    os.chmod(tmp, atomic.umask_mode(0o777))  # mkdtemp's 0700 would hide it from others
+  with atomic.replacing_dir(directory) as tmp:
     np.save(os.path.join(tmp, IMAGES), images)
     np.save(os.path.join(tmp, LABELS), labels)
     with open(os.path.join(tmp, META), "w") as f:
       json.dump(meta, f, indent=2, sort_keys=True)
     if weights:
       np.savez(os.path.join(tmp, WEIGHTS), **{k: np.asarray(v) for k, v in weights.items()})
-    if os.path.exists(directory):
-      old = directory + ".old-" + os.path.basename(tmp)
-      os.rename(directory, old)
-      os.rename(tmp, directory)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.rename(tmp, directory)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return Artifact(images, labels, meta, dict(weights or {}))
 
 

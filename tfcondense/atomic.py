@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any, Iterator
 
@@ -38,6 +39,30 @@ def replacing(path: str, suffix: str = "") -> Iterator[str]:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+@contextlib.contextmanager
+def replacing_dir(path: str) -> Iterator[str]:
+  """Yields a temporary folder beside `path` to fill; if the block ends normally it
+  takes `path`'s place (a folder already there is swapped out, then removed), and is
+  removed otherwise. Creates the parent folder."""
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+  try:
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp's 0700 would hide it from others
+    yield tmp
+    if os.path.exists(path):
+      old = path + ".old-" + os.path.basename(tmp)
+      os.rename(path, old)
+      os.rename(tmp, path)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.rename(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
 
 
 def write_json(path: str, obj: Any, sort_keys: bool = True) -> str:
