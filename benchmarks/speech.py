@@ -11,7 +11,7 @@ is test, as the reference) and turned into 64x64 log spectrograms
 on the real corpus (IDC 82.9 / 86.6, IDC-I 73.3 / 83.0, DM 69.1 / 77.2 at 10 / 20 per
 class, full data 93.4); they are printed beside only to relate the ordering.
 
-Each synthesis cell condenses with `tfcondense.condense` for `--minutes` of wall-clock
+Each synthesis cell condenses with `tfcondense.condense` for `--minutes` (default 15) of wall-clock
 work (IDC: time-axis formation, factor 2, ConvNet-4, the reference's speech learning
 rates; DM: ConvNet-4, identity formation), checkpointed in benchmarks/cache/speech/ so
 an interrupted cell resumes with its budget summed over sessions. Every set, and the
@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _METHODS = flags.DEFINE_list("methods", ["random", "herding", "dm", "idc_i", "idc"],
                              "Methods: selection (random, herding) and synthesis.")
 _IPCS = flags.DEFINE_list("ipcs", ["10", "20"], "Stored spectrograms per class.")
-_MINUTES = flags.DEFINE_float("minutes", 20.0, "Condensation budget per synthesis cell.")
+_MINUTES = flags.DEFINE_float("minutes", 15.0, "Condensation budget per synthesis cell.")
 _CLIPS = flags.DEFINE_integer("clips_per_word", 300, "Synthetic clips per word.")
 _CORPUS = flags.DEFINE_string("corpus", os.path.join(HERE, "cache", "speech_corpus"),
                               "Corpus folder (generated there if absent).")
