@@ -1,6 +1,6 @@
 r"""Condensed spoken commands: IDC, IDC-I, DM, Random, Herding at 10 and 20 per class.
 
-  python -m benchmarks.speech                      # hours; resumable, cell by cell
+  python -m benchmarks.speech                      # about 6.5 hours; resumable, cell by cell
   python -m benchmarks.speech --ipcs 10 --methods random,idc --minutes 10   # a part
 
 The corpus is SYNTHETIC speech: `apps.make_speech`'s espeak-ng generator, 300 clips
@@ -19,6 +19,12 @@ full training data, is evaluated with ConvNet-4 and no augmentation (the referen
 speech evaluation) under the `cpu` protocol (1000 SGD steps; `--full_steps` for the
 full data), 3 repetitions, mixed bfloat16. Rows go to benchmarks/results/speech.json;
 finished rows are skipped on a re-run.
+
+Runtime measured on the 2-core CPU machine (2026-11-23, alone): one evaluation cell (3 x
+1000 steps of ConvNet-4 on 64x64 inputs, batch 64) takes 23-25 minutes, so the 10 sets
+take about 4 hours, the full data (3 x 3000 steps) about 70 minutes more, and the six
+synthesis cells 6 x 15 minutes: about 6.5 hours in all, over two sessions. In its 15
+minutes DM made 165 iterations at 10 per class (5.5 s each; the reference runs 20,000).
 """
 from __future__ import annotations
 
