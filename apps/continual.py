@@ -165,13 +165,9 @@ def main(argv):
                  setting=setting, scenario=label, memory_ipc=_MEMORY.value,
                  protocol=protocol.describe(), summary=continual.summarize(results),
                  results=[r.as_dict() for r in results])
-  _write_json(output, payload)
+  atomic.write_json(output, payload, sort_keys=False)
   png = continual.plot_accuracy(results, stem + ".png", title=f"{setting}: {label}")
   print(f"results written to {output}; plot {png}")
-
-
-def _write_json(path, payload):
-  atomic.write_json(path, payload, sort_keys=False)
 
 
 if __name__ == "__main__":
