@@ -1,6 +1,6 @@
 r"""Condensed spoken commands: IDC, IDC-I, DM, Random, Herding at 10 and 20 per class.
 
-  python -m benchmarks.speech                      # about 6.5 hours; resumable, cell by cell
+  python -m benchmarks.speech                      # about 7.5 hours; resumable, cell by cell
   python -m benchmarks.speech --ipcs 10 --methods random,idc --minutes 10   # a part
 
 The corpus is SYNTHETIC speech: `apps.make_speech`'s espeak-ng generator, 300 clips
@@ -18,13 +18,17 @@ an interrupted cell resumes with its budget summed over sessions. Every set, and
 full training data, is evaluated with ConvNet-4 and no augmentation (the reference's
 speech evaluation) under the `cpu` protocol (1000 SGD steps; `--full_steps` for the
 full data), 3 repetitions, mixed bfloat16. Rows go to benchmarks/results/speech.json;
-finished rows are skipped on a re-run.
+finished rows are skipped on a re-run. `--init_of` (default idc@10, idc_i@10) also
+evaluates those cells' sets as initialised, before any iteration (rows `idc_init`,
+`idc_i_init`), so the table says whether the budgeted iterations gained or lost against
+their own starting point.
 
 Runtime measured on the 2-core CPU machine (2026-11-23, alone): one evaluation cell (3 x
 1000 steps of ConvNet-4 on 64x64 inputs, batch 64) takes 23-25 minutes, so the 10 sets
-take about 4 hours, the full data (3 x 3000 steps) about 70 minutes more, and the six
-synthesis cells 6 x 15 minutes: about 6.5 hours in all, over two sessions. In its 15
-minutes DM made 165 iterations at 10 per class (5.5 s each; the reference runs 20,000).
+and the two initial sets take about 4.8 hours, the full data (3 x 3000 steps) about
+70 minutes more, and the six synthesis cells 6 x 15 minutes: about 7.5 hours in all, over
+three sessions. In its 15 minutes DM made 165 iterations at 10 per class (5.5 s each;
+the reference runs 20,000).
 """
 from __future__ import annotations
 
@@ -53,6 +57,10 @@ _PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16",
                                  "Precision of the evaluation and of the condensation networks.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Evaluation repetitions.")
 _FULL_STEPS = flags.DEFINE_integer("full_steps", 3000, "SGD steps on the full data (0: skip).")
+_INIT_OF = flags.DEFINE_list(
+    "init_of", ["idc@10", "idc_i@10"],
+    "method@ipc cells whose set is also evaluated before any iteration (row '<method>_init'): "
+    "whether the budgeted iterations gained or lost against their own initialisation.")
 _OUTPUT = flags.DEFINE_string("output", "speech.json", "Result file in benchmarks/results/.")
 _CACHE = flags.DEFINE_string("cache", os.path.join(HERE, "cache", "speech"),
                              "Workdirs of the synthesis cells and the herding embedding.")
@@ -76,7 +84,8 @@ def _corpus():
 
 def main(argv):
   del argv
-  from tfcondense import data, synthetic  # pylint: disable=g-import-not-at-top
+  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import data, engine, synthetic  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
   from tfcondense.data import speech as speech_data  # pylint: disable=g-import-not-at-top
@@ -144,6 +153,18 @@ def main(argv):
              minutes_used=round(res.run.seconds / 60, 1), steps=res.run.steps,
              total_steps=res.run.total_steps, stopped=res.run.stopped,
              artifact=os.path.relpath(os.path.join(workdir, "artifact"), os.path.dirname(HERE)))
+  for cell in _INIT_OF.value:
+    method, ipc = cell.split("@")
+    ipc = int(ipc)
+    if done(f"{method}_init", ipc, 0):
+      print(f"skip {method}_init@{ipc}: done")
+      continue
+    # max_steps=0: the method's own seeded initialisation (the same set its cell starts from).
+    res = condense_lib.condense(method, source, ipc, options=engine.RunOptions(
+        max_steps=0, show_progress=False))
+    fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
+    record(f"{method}_init", ipc, fx, fy, factor=res.artifact.factor, budget_minutes=0,
+           steps=0, init_of=method)
   if _FULL_STEPS.value and not done("full", None):
     full = dataclasses.replace(protocol, steps=_FULL_STEPS.value, epochs=None)
     record("full", None, source.train_images, source.train_labels, factor=1,
