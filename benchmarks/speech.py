@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -61,6 +62,9 @@ _INIT_OF = flags.DEFINE_list(
     "init_of", ["idc@10", "idc_i@10"],
     "method@ipc cells whose set is also evaluated before any iteration (row '<method>_init'): "
     "whether the budgeted iterations gained or lost against their own initialisation.")
+flags.register_validator(
+    "init_of", lambda cells: all(re.fullmatch(r"[a-z_]+@[1-9][0-9]*", c) for c in cells),
+    "--init_of takes method@ipc cells, e.g. idc@10,idc_i@20")
 _OUTPUT = flags.DEFINE_string("output", "speech.json", "Result file in benchmarks/results/.")
 _CACHE = flags.DEFINE_string("cache", os.path.join(HERE, "cache", "speech"),
                              "Workdirs of the synthesis cells and the herding embedding.")
