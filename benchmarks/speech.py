@@ -94,6 +94,9 @@ def main(argv):
   from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
   from tfcondense.data import speech as speech_data  # pylint: disable=g-import-not-at-top
 
+  init_cells = [(m, int(i)) for m, i in (c.split("@") for c in _INIT_OF.value)]
+  for method, _ in init_cells:  # an unknown method fails now, not after hours of cells
+    condense_lib.SYNTHESIS.get(method)
   source = data.load_source("speech_commands", path=_corpus())
   report = speech_data.last_load_report()
   print(f"source {source.name}: {len(source.train_labels)} train / "
@@ -157,9 +160,7 @@ def main(argv):
              minutes_used=round(res.run.seconds / 60, 1), steps=res.run.steps,
              total_steps=res.run.total_steps, stopped=res.run.stopped,
              artifact=os.path.relpath(os.path.join(workdir, "artifact"), os.path.dirname(HERE)))
-  for cell in _INIT_OF.value:
-    method, ipc = cell.split("@")
-    ipc = int(ipc)
+  for method, ipc in init_cells:
     if done(f"{method}_init", ipc, 0):
       print(f"skip {method}_init@{ipc}: done")
       continue
