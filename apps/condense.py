@@ -59,7 +59,10 @@ _SET = flags.DEFINE_multi_string("set", [],
                                  "--set real_per_class=128 --set strategy=color_crop. Values "
                                  "are parsed as Python literals when they can be.")
 _LR_IMG = flags.DEFINE_float("lr_img", None,
-                             "Data learning rate (default: the source's reference value x ipc/10).")
+                             "Data learning rate in the reference's units (default: the "
+                             "source's reference value x ipc/10 for IDC). DC/DSA/DM/MTT/KIP "
+                             "and IDC on speech step normalised images: the step on the "
+                             "stored [0, 1] pixels is lr_img x std^2.")
 _METRIC = flags.DEFINE_enum("metric", None, ["l1", "mse", "cos"],
                             "Gradient distance (default: l1 for MNIST-like, mse for CIFAR/SVHN).")
 _PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],

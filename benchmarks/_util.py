@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import platform
 
@@ -31,8 +32,19 @@ def machine() -> dict:
 
 
 def write_json(name: str, payload: dict) -> str:
-  """Atomically writes benchmarks/results/<name>."""
-  return write_json_to(os.path.join(RESULTS, name), payload)
+  """Atomically writes benchmarks/results/<name>, keeping the file's `superseded_rows`.
+
+  `superseded_rows` are rows measured under settings that have since changed (each
+  says why in `superseded_because`); the scripts never read them as done, and they
+  stay in the file for the record that BENCHMARKS.md quotes.
+  """
+  path = os.path.join(RESULTS, name)
+  if "superseded_rows" not in payload and os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f).get("superseded_rows")
+    if old:
+      payload = dict(payload, superseded_rows=old)
+  return write_json_to(path, payload)
 
 
 def write_json_to(path: str, payload: dict) -> str:

@@ -13,7 +13,10 @@ class, full data 93.4); they are printed beside only to relate the ordering.
 
 Each synthesis cell condenses with `tfcondense.condense` for `--minutes` (default 15) of wall-clock
 work (IDC: time-axis formation, factor 2, ConvNet-4, the reference's speech learning
-rates; DM: ConvNet-4, identity formation), checkpointed in benchmarks/cache/speech/ so
+rates; DM: ConvNet-4, identity formation; both methods' lr_img are the references' steps
+on standardised spectrograms, i.e. lr_img * std^2 on our [0, 1] images, since
+2026-11-23: rows made before that are kept under `superseded_rows`), checkpointed in
+benchmarks/cache/speech/ so
 an interrupted cell resumes with its budget summed over sessions. Every set, and the
 full training data, is evaluated with ConvNet-4 and no augmentation (the reference's
 speech evaluation) under the `cpu` protocol (1000 SGD steps; `--full_steps` for the

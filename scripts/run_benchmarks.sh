@@ -5,6 +5,7 @@
 #
 #   setsid nohup bash scripts/run_benchmarks.sh > benchmarks/cache/run.log 2>&1 &
 #   bash scripts/run_benchmarks.sh speech cost      # only these steps
+#   bash scripts/run_benchmarks.sh speech -- --methods idc_i --ipcs 10   # flags for them
 #
 # It runs from a snapshot of HEAD in $SNAPSHOT (default /tmp/tfcondense-bench): while a
 # tf.function traces, autograph re-reads its source files, so edits in this checkout
@@ -16,7 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 snap=${SNAPSHOT:-/tmp/tfcondense-bench}
-steps=("$@")
+steps=() extra=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--" ]; then shift; extra=("$@"); break; fi
+  steps+=("$1"); shift
+done
 [ ${#steps[@]} -gt 0 ] || steps=(methods prebuilt roundtrip speech cost init bench continual)
 
 mkdir -p benchmarks/cache
@@ -33,7 +38,7 @@ echo -10 > /proc/self/autogroup 2>/dev/null || true
 cd "$snap"
 export TFCONDENSE_PROGRESS=0 PYTHONUNBUFFERED=1
 
-run() { echo "== $(date -u +%FT%TZ) python -m $*"; .venv/bin/python -m "$@"; }
+run() { echo "== $(date -u +%FT%TZ) python -m $* ${extra[*]}"; .venv/bin/python -m "$@" "${extra[@]}"; }
 bench_out="$root/benchmarks/results/bench_fashion_mnist"
 bench=(--source fashion_mnist --budget cpu --out "$bench_out"
        --work_dir "$root/benchmarks/cache/bench_fashion_mnist"

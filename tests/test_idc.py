@@ -288,3 +288,30 @@ def test_speech_defaults_split_along_time_with_convnet4():
   dm = condense_lib.make_config("dm_mf", "speech_commands", 10)
   assert (dm.model, dm.formation, dm.factor) == ("convnet4", "time", 2)
   assert condense_lib.make_config("dm", "fashion_mnist", 10).model == "convnet3"
+
+
+def test_speech_data_lr_is_the_references_step_on_standardised_spectrograms():
+  # The reference condenses standardised spectrograms (std 1) with lr_img 3e-3 x ipc/10;
+  # on our [0, 1] images that step is lr_img * std^2. Image sources keep lr_img as is
+  # (their reference stores [0, 1] pixels too).
+  speech = quadrant_source(n_per_class=4, size=16, name="speech_commands")   # std 0.3
+  m = idc.IDC(speech, idc.IDCConfig(ipc=2, **TINY))
+  assert m.config.lr_img == pytest.approx(3e-3 * 2 / 10)
+  np.testing.assert_allclose(m.image_lr, [3e-3 * 2 / 10 * 0.09], rtol=1e-6)
+  toy = idc.IDC(quadrant_source(n_per_class=4), idc.IDCConfig(ipc=2, lr_img=0.5, **TINY))
+  assert float(toy.image_lr) == pytest.approx(0.5)
+  # The step actually taken: one class's first matching step from zero momentum.
+  m.begin_outer(0)
+  before = tf.identity(m.synthetic.images)
+  variables = m.synthetic.trainable_variables
+  _, grads = m.class_match_loss(0, base_fold(m.match_seed(tf.constant(0, tf.int64)), 0),
+                                variables)
+  m._apply_data_grads(grads, variables, [m.image_lr])  # pylint: disable=protected-access
+  np.testing.assert_allclose(m.synthetic.images - before,
+                             -float(m.image_lr[0]) * tf.convert_to_tensor(grads[0]),
+                             rtol=1e-3, atol=2e-7)   # float32 rounding of x ~ 0.5
+
+
+def base_fold(seed, *salts):
+  from tfcondense.methods import base  # pylint: disable=g-import-not-at-top
+  return base.fold(seed, *salts)

@@ -104,3 +104,49 @@ def test_fresh_networks_differ_between_iterations():
     m.step(s)
     kernels.append(m.model.get_layer("conv0").kernel.numpy().copy())
   assert not np.allclose(kernels[0], kernels[1])
+
+
+def test_normalised_lr_makes_a_pixel_step_the_references_normalised_step():
+  # The references (DC/DSA, DM, MTT, IDC on speech) step z = (x - mean) / std with lr;
+  # we store x. One step on x with base.normalised_lr must land on the same z.
+  from tfcondense.methods import base
+  mean, std, lr = (0.3, 0.5), (0.2, 0.4), 0.7
+  x0 = tf.random.stateless_uniform([2, 3, 3, 2], [1, 2])
+  w = tf.random.stateless_normal([2, 3, 3, 2], [3, 4])
+  loss = lambda z: tf.reduce_sum(tf.sin(z) * w)  # noqa: E731
+  z = tf.Variable((x0 - mean) / std)
+  with tf.GradientTape() as tape:
+    lz = loss(z)
+  z_ref = z - lr * tape.gradient(lz, z)
+  x = tf.Variable(x0)
+  with tf.GradientTape() as tape:
+    lx = loss((x - mean) / std)
+  gx = tape.gradient(lx, x)
+  x_new = x - base.normalised_lr(lr, std) * gx
+  np.testing.assert_allclose((x_new - mean) / std, z_ref, rtol=1e-5, atol=1e-5)
+  assert not np.allclose((x - lr * gx - mean) / std, z_ref, atol=1e-2)  # the unscaled step
+
+
+@pytest.mark.parametrize("method", ["dm", "dc"])
+def test_dm_and_dc_step_the_pixels_by_lr_times_std_squared(method):
+  src = quadrant_source(n_per_class=4)   # std 0.3
+  from tfcondense.methods import base
+  if method == "dm":
+    m = dm.DM(src, dm.DMConfig(ipc=2, real_per_class=4, iterations=1, lr_img=1.0))
+    seed = base.fold(m._seed, tf.constant(0, tf.int64))  # pylint: disable=protected-access
+    loss_fn = lambda: tf.add_n([m.class_loss(c, base.fold(seed, c)) for c in range(4)])  # noqa
+    step = lambda: m._step_fn(tf.constant(0, tf.int64))  # noqa: E731  pylint: disable=protected-access
+  else:
+    m = dc.DC(src, dc.DCConfig(ipc=2, real_per_class=4, iterations=1, lr_img=1.0))
+    seed = base.fold(m._seed, tf.constant(0, tf.int64), tf.constant(0, tf.int64), 1)  # pylint: disable=protected-access
+    loss_fn = lambda: tf.add_n([m.class_match_loss(c, base.fold(seed, c)) for c in range(4)])  # noqa
+    step = lambda: m._match_fn(tf.constant(0, tf.int64), tf.constant(0, tf.int64))  # noqa: E731  pylint: disable=protected-access
+  before = tf.identity(m.synthetic.images)
+  with tf.GradientTape() as tape:
+    loss = loss_fn()
+  grad = tape.gradient(loss, m.synthetic.images)
+  step()
+  moved = m.synthetic.images - before
+  # First step from zero momentum: x -= lr * std^2 * grad (0.09 x grad, not 1 x grad).
+  np.testing.assert_allclose(moved, -0.09 * tf.convert_to_tensor(grad), rtol=1e-3, atol=1e-7)
+  assert float(tf.reduce_max(tf.abs(moved))) > 0

@@ -393,7 +393,7 @@ class ReplicatedIDC:
           grad = tf.pad(tf.convert_to_tensor(grads[0]), [[j * ipc, (n - j - 1) * ipc]] + pad_image)
           buf = buf + grad
           total += loss
-        rows = rows - cfg.lr_img * buf
+        rows = rows - m.image_lr * buf
       outside = [[lo, int(images.shape[0]) - hi]] + pad_image
       images, buffer = tf.pad(rows, outside), tf.pad(buf, outside)
     else:

@@ -68,8 +68,13 @@ def cross_entropy(logits, labels) -> tf.Tensor:
 
 def sgd_momentum(variables: Sequence[tf.Variable], buffers: Sequence[tf.Variable], grads,
                  lr, momentum: float, weight_decay: float = 0.0) -> None:
-  """PyTorch SGD: d = g + wd * w; buf = m * buf + d; w -= lr * buf (None grads skipped)."""
-  for v, b, g in zip(variables, buffers, grads):
+  """PyTorch SGD: d = g + wd * w; buf = m * buf + d; w -= lr * buf (None grads skipped).
+
+  `lr` is one learning rate (a float or a tensor broadcasting against every variable)
+  or a list with one per variable.
+  """
+  lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(variables)
+  for v, b, g, lr in zip(variables, buffers, grads, lrs):  # pylint: disable=redefined-argument-from-local
     if g is None:
       continue
     d = tf.convert_to_tensor(g)
@@ -77,6 +82,27 @@ def sgd_momentum(variables: Sequence[tf.Variable], buffers: Sequence[tf.Variable
       d = d + weight_decay * v
     b.assign(momentum * b + d)
     v.assign_sub(lr * b)
+
+
+def normalised_lr(lr: float, std) -> tf.Tensor:
+  """The stored-pixel learning rate equal to an SGD step of `lr` on normalised images.
+
+  The reference code of DC / DSA (Zhao et al., ICLR 2021 / ICML 2021), DM (Zhao & Bilen,
+  WACV 2023), MTT (Cazenavette et al., CVPR 2022), and IDC on speech (Kim et al., ICML
+  2022, standardised spectrograms) keeps its synthetic images normalised,
+  z = (x - mean) / std, and publishes learning rates for z; tfcondense stores pixels x.
+  With dL/dx = (dL/dz) / std and x = mean + std * z, the step z -= lr * dL/dz is
+  x -= lr * std**2 * dL/dx, so this returns lr * std**2 per channel (shape (C,),
+  broadcasting over NHWC) and the published values keep their meaning.
+
+  Args:
+    lr: the learning rate in normalised units.
+    std: the source's per-channel std (a sequence of C floats).
+
+  Returns:
+    A float32 tensor of shape (C,).
+  """
+  return float(lr) * tf.square(tf.constant(std, tf.float32))
 
 
 def zeros_like_all(variables) -> list:

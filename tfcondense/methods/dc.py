@@ -55,7 +55,9 @@ class DCConfig:
     real_per_class: real images per class per matching step (256).
     strategy: DSA strategy ("none" = DC).
     metric, match_layers: "cos" over "all" layers (DC's distance).
-    lr_img, momentum_img: SGD on the images (0.1, 0.5).
+    lr_img, momentum_img: SGD on the images (0.1, 0.5); lr_img is in the reference's
+      units, a step on the normalised images (`base.normalised_lr`: lr_img * std**2
+      on the stored pixels).
     lr_net, net_batch: SGD on the network (0.01, no momentum), batch on the synthetic set.
     precision: "float32" or "mixed_bfloat16" (the network only).
     seed: everything random derives from it.
@@ -123,6 +125,8 @@ class DC:
     self.real = base.RealData(source)
     self._aug = dsa_ops.DSA(cfg.strategy, mode="all")
     self._buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    # The reference steps normalised images: lr_img on them is lr_img * std^2 on pixels.
+    self.image_lr = base.normalised_lr(cfg.lr_img, source.std)
     self._seed = tf.constant([cfg.seed, 0xDC], tf.int64)
     n = int(self.synthetic.images.shape[0])
     self._net_batch = min(cfg.net_batch, n)
@@ -155,7 +159,7 @@ class DC:
       loss = tf.add_n([self.class_match_loss(c, base.fold(seed, c))
                        for c in range(self.num_classes)])
     grads = tape.gradient(loss, variables)
-    base.sgd_momentum(variables, self._buffers, grads, self.config.lr_img,
+    base.sgd_momentum(variables, self._buffers, grads, self.image_lr,
                       self.config.momentum_img)
     return loss / self.num_classes
 

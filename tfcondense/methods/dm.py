@@ -5,7 +5,8 @@ Per iteration a freshly initialised, untrained ConvNet embeds a real batch of ea
 class and that class's synthetic (formed) images, both augmented with ONE shared DSA
 draw per class (siamese); the loss is the sum over classes of the squared distance
 between the mean embeddings, and one SGD step (lr 1.0, momentum 0.5, as the
-reference) updates the stored images. No network is trained, which makes DM the
+reference) updates the stored images. The reference steps NORMALISED images, so the
+step on our stored pixels is lr_img * std**2 per channel (`base.normalised_lr`). No network is trained, which makes DM the
 cheapest synthesis method per iteration.
 """
 from __future__ import annotations
@@ -35,7 +36,9 @@ class DMConfig:
     iterations: SGD steps on the images (one per step, a fresh network each).
     real_per_class: real images per class per step.
     strategy: siamese DSA strategy.
-    lr_img, momentum_img: SGD on the stored images.
+    lr_img, momentum_img: SGD on the stored images; lr_img in the reference's units
+      (a step on the normalised images, lr_img * std**2 on the stored pixels; learnable
+      formation weights take lr_img itself).
     precision: "float32" or "mixed_bfloat16" (the network only).
     seed: everything random derives from it.
   """
@@ -118,6 +121,9 @@ class DM:
     self.real = base.RealData(source)
     self._siamese = dsa_ops.DSA(cfg.strategy, mode="all")
     self._buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    n_vars = len(self.synthetic.trainable_variables)
+    self._lrs = ([base.normalised_lr(cfg.lr_img, source.std)]
+                 + [cfg.lr_img] * (n_vars - 1))
     self._seed = tf.constant([cfg.seed, 0xD1], tf.int64)
     self._step_fn = tf.function(self._step)
 
@@ -141,7 +147,7 @@ class DM:
       loss = tf.add_n([self.class_loss(c, base.fold(seed, c))
                        for c in range(self.num_classes)])
     grads = tape.gradient(loss, variables)
-    base.sgd_momentum(variables, self._buffers, grads, self.config.lr_img,
+    base.sgd_momentum(variables, self._buffers, grads, self._lrs,
                       self.config.momentum_img)
     return loss / self.num_classes
 

@@ -10,7 +10,9 @@ images clamped to [0, 1]; per inner iteration:
    normalised and augmented with ONE shared DSA draw (siamese, `color_crop_cutout`);
    the distance between the network's gradients on the two batches (conv kernels,
    l1 / mse / cos summed over layers) is minimised by SGD with momentum 0.5 on the
-   whole stored tensor (as the reference: one optimiser, one step per class);
+   whole stored tensor (as the reference: one optimiser, one step per class; for
+   speech the reference's lr_img is for standardised spectrograms and is mapped to
+   our [0, 1] images by std**2, see `SOURCE_DEFAULTS`);
 2. network steps on REAL data (64 mixed-class images per step until `n_data` images
    are seen) with per-sample `color_crop` augmentation and CutMix (p = 0.5), SGD
    lr 0.01, momentum 0.9, weight decay 5e-4.
@@ -42,7 +44,11 @@ from tfcondense.errors import InvalidConfigError
 #: Reference defaults per source (REFERENCE.md section 1): base data learning rate
 #: (scaled by ipc / 10), matching distance, real images seen per network update, and
 #: multi-formation factor. Sources the reference never ran use the closest kin and
-#: are marked so.
+#: are marked so. `lr_units="normalised"`: the reference keeps that source's synthetic
+#: data normalised (speech: spectrograms standardised with the scalar train mean / std,
+#: `speech/condense_speech.py`), so its lr_img is a step on normalised data and IDC
+#: applies lr_img * std**2 to the stored [0, 1] images (`base.normalised_lr`); the image
+#: sources' reference stores [0, 1] pixels, as we do, and their lr_img applies as is.
 SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "fashion_mnist": dict(lr_img=1e-4, metric="l1", n_data=500, factor=2),
     "mnist": dict(lr_img=1e-4, metric="l1", n_data=500, factor=2),
@@ -52,7 +58,8 @@ SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "cifar100": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),
     "tiny_imagenet": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),  # ours
     "imagenet_subset": dict(lr_img=3e-3, metric="l1", n_data=500, factor=3),
-    "speech_commands": dict(lr_img=3e-3, metric="l1", n_data=500, factor=2,
+    "speech_commands": dict(lr_img=3e-3, lr_units="normalised", metric="l1", n_data=500,
+                            factor=2,
                             formation="time", model="convnet4", lr_net=3e-4),
 }
 _FALLBACK = dict(lr_img=1e-3, metric="l1", n_data=500, factor=2)
@@ -78,7 +85,9 @@ class IDCConfig:
     strategy: siamese DSA strategy for matching; net_strategy: per-sample augmentation
       of the network update.
     metric: l1, mse or cos; match_layers: "kernels" (rank > 2) or "all".
-    lr_img: data learning rate (None: source base * ipc / 10); momentum_img 0.5.
+    lr_img: data learning rate (None: source base * ipc / 10); momentum_img 0.5. In
+      the reference's units: for speech a step on the standardised spectrograms (see
+      `SOURCE_DEFAULTS`, lr_units), for images on the [0, 1] pixels.
     lr_formation: learning rate of a learnable formation's weights.
     lr_net, momentum_net, weight_decay_net, net_batch, n_data: the network update
       (lr_net None: 0.01, the reference's 3e-4 for speech).
@@ -197,6 +206,11 @@ class IDC:
     self._net_vars = list(self.model.trainable_variables)
     self._net_buffers = base.zeros_like_all(self._net_vars)
     self._img_buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    normalised = SOURCE_DEFAULTS.get(source.name, _FALLBACK).get("lr_units") == "normalised"
+    #: The step size applied to the stored images (lr_img, or lr_img * std^2 per
+    #: channel where the reference's lr_img is for normalised data).
+    self.image_lr = (base.normalised_lr(cfg.lr_img, source.std) if normalised
+                     else tf.constant(cfg.lr_img, tf.float32))
     self.real = base.RealData(source)
     self._siamese = dsa_ops.DSA(cfg.strategy, mode="all")
     self._net_aug = dsa_ops.DSA(cfg.net_strategy, mode="all")
@@ -304,7 +318,7 @@ class IDC:
     cfg = self.config
     seed = self.match_seed(step)
     variables = self.synthetic.trainable_variables
-    lrs = [cfg.lr_img] + [cfg.lr_formation] * (len(variables) - 1)
+    lrs = [self.image_lr] + [cfg.lr_formation] * (len(variables) - 1)
     total = tf.constant(0.0)
     for c in range(self.num_classes):
       loss, grads = self.class_match_loss(c, base.fold(seed, c), variables)

@@ -348,7 +348,7 @@ class MTT:
     self._mean = tf.constant(source.mean, tf.float32)
     self._std = tf.constant(source.std, tf.float32)
     # A step of lr_img on the normalised images is lr_img * std^2 on the stored pixels.
-    self._pixel_lr = float(cfg.lr_img) * tf.square(self._std)
+    self._pixel_lr = base.normalised_lr(cfg.lr_img, source.std)
     num_syn = int(self.synthetic.images.shape[0])
     self.batch_syn = min(int(cfg.batch_syn or num_syn), num_syn)
     self._augment = Augment(cfg.strategy, cfg.aug_mode)
