@@ -14,7 +14,7 @@ from fixtures import quadrant_source
 from tfcondense import condense as condense_lib
 from tfcondense import engine, matching
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
-from tfcondense.methods import idc
+from tfcondense.methods import base, idc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = dict(outer_iterations=2, inner_iterations=2, real_per_class=8, n_data=16, net_batch=8)
@@ -304,14 +304,9 @@ def test_speech_data_lr_is_the_references_step_on_standardised_spectrograms():
   m.begin_outer(0)
   before = tf.identity(m.synthetic.images)
   variables = m.synthetic.trainable_variables
-  _, grads = m.class_match_loss(0, base_fold(m.match_seed(tf.constant(0, tf.int64)), 0),
+  _, grads = m.class_match_loss(0, base.fold(m.match_seed(tf.constant(0, tf.int64)), 0),
                                 variables)
   m._apply_data_grads(grads, variables, [m.image_lr])  # pylint: disable=protected-access
   np.testing.assert_allclose(m.synthetic.images - before,
                              -float(m.image_lr[0]) * tf.convert_to_tensor(grads[0]),
                              rtol=1e-3, atol=2e-7)   # float32 rounding of x ~ 0.5
-
-
-def base_fold(seed, *salts):
-  from tfcondense.methods import base  # pylint: disable=g-import-not-at-top
-  return base.fold(seed, *salts)

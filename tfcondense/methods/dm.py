@@ -6,8 +6,8 @@ class and that class's synthetic (formed) images, both augmented with ONE shared
 draw per class (siamese); the loss is the sum over classes of the squared distance
 between the mean embeddings, and one SGD step (lr 1.0, momentum 0.5, as the
 reference) updates the stored images. The reference steps NORMALISED images, so the
-step on our stored pixels is lr_img * std**2 per channel (`base.normalised_lr`). No network is trained, which makes DM the
-cheapest synthesis method per iteration.
+step on our stored pixels is lr_img * std**2 per channel (`base.normalised_lr`). No
+network is trained, which makes DM the cheapest synthesis method per iteration.
 """
 from __future__ import annotations
 
