@@ -293,6 +293,12 @@ class IDC:
     return loss, outer.gradient(loss, tape_vars)
 
   def _apply_data_grads(self, grads, variables, lrs):
+    """One SGD-momentum step on the synthetic variables after one class's match.
+
+    Unlike `base.sgd_momentum`, a variable without a gradient still has its momentum
+    decayed and applied: the reference keeps all classes in one tensor under one
+    `torch.optim.SGD`, so every class's step moves every buffer (zero gradient, not none).
+    """
     m = self.config.momentum_img
     for v, b, g, lr in zip(variables, self._img_buffers, grads, lrs):
       if g is None:
