@@ -29,8 +29,8 @@ their own starting point.
 Runtime measured on the 2-core CPU machine (2026-11-23, alone): one evaluation cell (3 x
 1000 steps of ConvNet-4 on 64x64 inputs, batch 64) takes 21-25 minutes, so the 10 sets
 and the two initial sets take about 4.8 hours, the full data (3 x 3000 steps) 71
-minutes more, and the six synthesis cells 6 x 15 minutes: about 7.5 hours in all, over
-three sessions. In its 15 minutes DM made 187 iterations at 10 per class (4.8 s each;
+minutes more, and the six synthesis cells 6 x 15 minutes: about 7.5 hours in all (here
+spread over four sessions). In its 15 minutes DM made 187 iterations at 10 per class (4.8 s each;
 the reference runs 20,000), IDC 94 inner iterations (of 200,000).
 """
 from __future__ import annotations
