@@ -18,19 +18,22 @@ images at the same stored pixels). Budgets (stated in the JSON): condensation
 --condense_steps per class group (IDC inner iterations with a fresh network every
 --inner_iterations; DM iterations), versus 200,000 / 20,000 in the reference; training
 --protocol per step (cpu: 500 SGD steps, lr x0.2 at 60% / 80%; the reference trains
-1000 epochs). Every (scenario, strategy, seed) cell runs in its own resumable
-directory under --run_root (default benchmarks/cache/continual); the JSON
-(default benchmarks/results/continual.json) and one PNG per scenario next to it are
-rewritten after every finished cell, and a finished cell is not recomputed.
+1000 epochs). Cells run seed by seed (every scenario and strategy at seed 0 first). The
+JSON (default benchmarks/results/continual.json) and one PNG per scenario next to it are
+rewritten after every finished cell; a re-run keeps the cells it finds there (when its
+settings match) and computes only the others. A cell interrupted half-way resumes at its
+last finished step from its run directory under --run_root (default
+benchmarks/cache/continual), as long as that scratch directory is still there.
 
 Runtime: not measured here (estimate: 10-40 minutes per cell on the 2-core CPU
 machine, about 18 hours for the whole grid). Smoke: `--limit_per_class 20 --protocol
-smoke --condense_steps 1 --inner_iterations 1 --seeds 0 --output /tmp/c.json
---run_root /tmp/c_runs` took 11 minutes here (2 cores shared with another job).
+smoke --condense_steps 1 --inner_iterations 1 --seeds 0 --strategies random,idc
+--output /tmp/c.json --run_root /tmp/c_runs` takes 2.6 minutes here.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,6 +63,16 @@ _RUN_ROOT = flags.DEFINE_string("run_root", os.path.join(HERE, "cache", "continu
 _CACHE = flags.DEFINE_string("cache_dir", None, "Herding / k-center embedding cache.")
 
 
+def _minutes(rows) -> dict:
+  """Per strategy: mean minutes per cell spent making the memory and training."""
+  out = {}
+  for strategy in dict.fromkeys(r["strategy"] for r in rows):
+    cells = [sum(st["memory_seconds"] + st["train_seconds"] for st in r["steps"]) / 60
+             for r in rows if r["strategy"] == strategy]
+    out[strategy] = round(sum(cells) / len(cells), 1)
+  return out
+
+
 def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -81,49 +94,72 @@ def main(argv):
   if "class" in _SCENARIOS.value:
     fashion = data.load_source("fashion_mnist", **limit)
     scenarios["class"] = dict(
-        label="class-incremental Fashion-MNIST, 5 steps of 2 classes",
+        label="class-incremental Fashion-MNIST, 5 steps of 2 classes", steps=5,
         make=lambda cfg, d: continual.ClassIncrementalLearner(
             fashion, cfg, steps=5, order_seed=0, run_dir=d))
   if "task" in _SCENARIOS.value:
     tasks = continual.task_sequence(["digits", "fashion_mnist"], **limit)
     scenarios["task"] = dict(
-        label="task-incremental digits -> Fashion-MNIST (28x28x1)",
+        label="task-incremental digits -> Fashion-MNIST (28x28x1)", steps=2,
         make=lambda cfg, d: continual.TaskIncrementalLearner(tasks, cfg, run_dir=d))
   for strategy in _STRATEGIES.value:  # every strategy is checked before anything trains
     dataclasses.replace(base, strategy=strategy)
   output = os.path.abspath(_OUTPUT.value)
   stem = os.path.splitext(output)[0]
+  settings = dict(memory_ipc=_MEMORY.value, protocol=protocol.describe(),
+                  condensation=dict(steps=_CONDENSE_STEPS.value, inner_iterations=_INNER.value,
+                                    reference="IDC 2000 x 100 inner iterations, DM 20,000"),
+                  limit_per_class=_LIMIT.value)
+  settings = json.loads(json.dumps(settings))  # as the JSON will hold them (lists, not tuples)
   results = {name: [] for name in scenarios}
+  # Finished cells live in the JSON (the run dirs under --run_root are a scratch cache that
+  # a later session may not have): a re-run keeps them and computes only the others.
+  kept = {}
+  if os.path.exists(output):
+    with open(output) as f:
+      old = json.load(f)
+    if any(old.get(k) != v for k, v in settings.items()):
+      raise SystemExit(f"{output} holds results measured with other settings; pass another "
+                       "--output, or move it away to start again")
+    kept = {name: sc["results"] for name, sc in old.get("scenarios", {}).items()}
 
   def save():
     payload = dict(
-        machine=_util.machine(), command="python -m benchmarks.continual",
-        memory_ipc=_MEMORY.value, protocol=protocol.describe(),
-        condensation=dict(steps=_CONDENSE_STEPS.value, inner_iterations=_INNER.value,
-                          reference="IDC 2000 x 100 inner iterations, DM 20,000"),
-        limit_per_class=_LIMIT.value,
+        machine=_util.machine(), command="python -m benchmarks.continual", **settings,
         scenarios={name: dict(label=scenarios[name]["label"],
                               summary=continual.summarize(rs),
-                              results=[r.as_dict() for r in rs])
-                   for name, rs in results.items()})
+                              minutes_per_cell=_minutes(rs),
+                              results=rs)
+                   for name, rs in results.items() if rs})
     _util.write_json_to(output, payload)
     for name, rs in results.items():
       if rs:
         continual.plot_accuracy(rs, f"{stem}_{name}.png", title=scenarios[name]["label"])
 
-  for name, sc in scenarios.items():
-    for strategy in _STRATEGIES.value:
-      for seed in seeds:
+  # Seeds outermost: one seed of every (scenario, strategy) comes before the next seed.
+  for seed in seeds:
+    for name, sc in scenarios.items():
+      for strategy in _STRATEGIES.value:
+        done = [r for r in kept.get(name, ())
+                if r["strategy"] == strategy and r["seed"] == seed
+                and len(r["steps"]) == sc["steps"]]
+        if done:
+          print(f"[{name}] {strategy} seed {seed}: done in {output}, kept", flush=True)
+          results[name].append(done[0])
+          continue
+
         def on_step(s, k, r, name=name):
           print(f"[{name}] {s} seed {k} step {r['step'] + 1}: acc {r['accuracy']:.2f}% "
                 f"({r['memory']['stored_images']} stored / {r['memory']['formed_images']} "
                 f"formed; {r['memory_seconds']:.0f} + {r['train_seconds']:.0f} s)", flush=True)
         res = continual.compare(sc["make"], base, [strategy], [seed],
                                 run_root=os.path.join(_RUN_ROOT.value, name), on_step=on_step)
-        results[name].extend(res)
+        results[name].extend(r.as_dict() for r in res)
         save()
+  for name, sc in scenarios.items():
     print(f"## {sc['label']}")
     print(continual.format_table(results[name]))
+    print("minutes per cell (condensation / selection + training):", _minutes(results[name]))
   print(f"written {output}")
 
 
