@@ -53,10 +53,11 @@ def write_json_to(path: str, payload: dict) -> str:
 
 
 def condense_for_minutes(method: str, source, ipc: int, workdir: str, minutes: float,
-                         precision: str, **overrides):
+                         precision: str, artifact_dir: str | None = None, **overrides):
   """`tfcondense.condense.condense` for a wall-clock budget of `minutes` (summed over
   resumed sessions), checkpointing every 2 minutes into `workdir`, the artifact in
-  `workdir`/artifact; `precision` applies to the methods whose config has one."""
+  `artifact_dir` (default `workdir`/artifact); `precision` applies to the methods whose
+  config has one."""
   from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import engine  # pylint: disable=g-import-not-at-top
   spec = condense_lib.SYNTHESIS.get(method)
@@ -65,4 +66,4 @@ def condense_for_minutes(method: str, source, ipc: int, workdir: str, minutes: f
   return condense_lib.condense(
       method, source, ipc, options=engine.RunOptions(
           workdir=workdir, minutes=minutes, checkpoint_seconds=120, desc=f"{method}@{ipc}"),
-      artifact_dir=os.path.join(workdir, "artifact"), **overrides)
+      artifact_dir=artifact_dir or os.path.join(workdir, "artifact"), **overrides)

@@ -73,6 +73,22 @@ def _minutes(rows) -> dict:
   return out
 
 
+def _margins(summary: dict, of: str = "idc") -> dict:
+  """IDC's lead over each other strategy, in points: the mean over steps of the accuracy
+  after each step (the paper's "on average" in Sec. 5.4) and the accuracy after the last
+  step, each first averaged over that strategy's seeds."""
+  if of not in summary:
+    return {}
+  mine = summary[of]["mean"]
+  out = {}
+  for strategy, v in summary.items():
+    if strategy != of and len(v["mean"]) == len(mine):
+      out[strategy] = dict(
+          mean_over_steps=round(sum(mine) / len(mine) - sum(v["mean"]) / len(v["mean"]), 2),
+          last_step=round(mine[-1] - v["mean"][-1], 2))
+  return out
+
+
 def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -128,6 +144,7 @@ def main(argv):
         machine=_util.machine(), command="python -m benchmarks.continual", **settings,
         scenarios={name: dict(label=scenarios[name]["label"],
                               summary=continual.summarize(rs),
+                              idc_lead=_margins(continual.summarize(rs)),
                               minutes_per_cell=_minutes(rs),
                               results=rs)
                    for name, rs in results.items() if rs})
@@ -154,11 +171,16 @@ def main(argv):
                 f"formed; {r['memory_seconds']:.0f} + {r['train_seconds']:.0f} s)", flush=True)
         res = continual.compare(sc["make"], base, [strategy], [seed],
                                 run_root=os.path.join(_RUN_ROOT.value, name), on_step=on_step)
-        results[name].extend(r.as_dict() for r in res)
+        # Cells run over several sessions: each says when and on what CPU it ran.
+        results[name].extend(dict(r.as_dict(), machine=_util.machine()) for r in res)
         save()
+  save()
   for name, sc in scenarios.items():
     print(f"## {sc['label']}")
     print(continual.format_table(results[name]))
+    print("IDC's lead in points (mean over steps / after the last step):",
+          {k: (v["mean_over_steps"], v["last_step"])
+           for k, v in _margins(continual.summarize(results[name])).items()})
     print("minutes per cell (condensation / selection + training):", _minutes(results[name]))
   print(f"written {output}")
 

@@ -5,9 +5,11 @@ r"""Every method on Fashion-MNIST at IPC 1 / 10 / 50 under the same CPU budget p
 
 Each synthesis cell condenses with `tfcondense.condense` for `--minutes` of wall-clock
 work (checkpointed in benchmarks/cache/methods_fashion/, so an interrupted cell resumes
-and the budget is summed over sessions; time nothing else beside it), then trains
-ConvNet-3 on the formed images with the `cpu` protocol (1000 SGD steps, mixed bfloat16,
-3 repetitions) — the protocol of benchmarks/baselines.py, whose Random and K-Center rows
+while that scratch directory lasts and the budget is summed over sessions; time nothing
+else beside it), keeps the finished set in the repository under
+benchmarks/artifacts/methods_fashion/<method>_ipc<ipc>_<minutes>min/ (where a later
+session and benchmarks.bench's --sets_from find it), then trains ConvNet-3 on the formed
+images with the `cpu` protocol (1000 SGD steps, mixed bfloat16, 3 repetitions) — the protocol of benchmarks/baselines.py, whose Random and K-Center rows
 at the same IPC are copied beside. MTT first trains its expert trajectories (their time
 is reported and counted in the budget of every MTT cell, since a user pays it once per
 dataset). Paper values to relate to (DC-BENCH / IDC Table 10, Fashion-MNIST, ConvNet-3,
@@ -52,6 +54,7 @@ def _paper(method, ipc):
 
 def main(argv):
   del argv
+  from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data, synthetic  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
 
@@ -82,33 +85,48 @@ def main(argv):
         continue
       name = f"{method}_ipc{ipc}_{_MINUTES.value:g}min"
       workdir = os.path.join(HERE, "cache", "methods_fashion", name)
-      overrides, setup_minutes = {}, 0.0
-      if method == "mtt":
-        from tfcondense.methods import mtt  # pylint: disable=g-import-not-at-top
-        t0 = time.time()
-        experts_dir = os.path.join(HERE, "cache", "methods_fashion", "mtt_experts")
-        mtt.train_experts(source, experts_dir, SETTINGS["mtt"]["experts"],
-                          SETTINGS["mtt"]["expert_epochs_trained"])
-        setup_minutes = (time.time() - t0) / 60
-        overrides["experts_dir"] = experts_dir
-      res = _util.condense_for_minutes(method, source, ipc, workdir, _MINUTES.value,
-                                       _PRECISION.value, **overrides)
-      fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
+      # The finished set is kept in the repository (the checkpoints under cache/ are
+      # scratch a later session may not have), so its evaluation and benchmarks.bench's
+      # --sets_from never need the condensation again.
+      art_dir = os.path.join(HERE, "artifacts", "methods_fashion", name)
+      setup_path = os.path.join(art_dir, "setup.json")
+      if os.path.exists(os.path.join(art_dir, artifact_lib.META)):
+        art = artifact_lib.load_artifact(art_dir)
+        with open(setup_path) as f:
+          setup_minutes = json.load(f)["setup_minutes"]
+        print(f"{method}@{ipc}: condensed set found in {art_dir}")
+      else:
+        overrides, setup_minutes = {}, 0.0
+        if method == "mtt":
+          from tfcondense.methods import mtt  # pylint: disable=g-import-not-at-top
+          t0 = time.time()
+          experts_dir = os.path.join(HERE, "cache", "methods_fashion", "mtt_experts")
+          mtt.train_experts(source, experts_dir, SETTINGS["mtt"]["experts"],
+                            SETTINGS["mtt"]["expert_epochs_trained"])
+          setup_minutes = (time.time() - t0) / 60
+          overrides["experts_dir"] = experts_dir
+        art = _util.condense_for_minutes(method, source, ipc, workdir, _MINUTES.value,
+                                         _PRECISION.value, artifact_dir=art_dir,
+                                         **overrides).artifact
+        _util.write_json_to(setup_path, dict(setup_minutes=round(setup_minutes, 2)))
+      budget = art.meta["budget"]
+      fx, fy = synthetic.formed_from_artifact(art, art.weights)
       result = ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
                            desc=f"eval {method}@{ipc}")
-      _util.write_json_to(os.path.join(workdir, "artifact", "evaluation.json"),
+      _util.write_json_to(os.path.join(art_dir, artifact_lib.EVALUATION),
                           dict(result.as_dict(), seed=0, source=source.name))
-      rows.append(dict(method=method, ipc=ipc, factor=res.artifact.factor,
+      rows.append(dict(method=method, ipc=ipc, factor=art.factor,
                        budget_minutes=_MINUTES.value,
-                       minutes_used=round(res.run.seconds / 60, 1),
-                       setup_minutes=round(setup_minutes, 1), steps=res.run.steps,
-                       total_steps=res.run.total_steps, protocol=protocol.name,
+                       minutes_used=round(budget["seconds"] / 60, 1),
+                       setup_minutes=round(setup_minutes, 1), steps=budget["steps"],
+                       total_steps=budget["total_steps"], protocol=protocol.name,
                        precision=protocol.precision, formed_images=len(fx),
                        acc_mean=result.best_mean, acc_std=result.best_std,
-                       last_mean=result.last_mean, paper=_paper(method, ipc)))
+                       last_mean=result.last_mean, paper=_paper(method, ipc),
+                       artifact=os.path.relpath(art_dir, os.path.dirname(HERE))))
       save()
-      print(f"{method}@{ipc}: {result} after {res.run.steps} steps "
-            f"({res.run.seconds / 60:.1f} min); paper {_paper(method, ipc)}")
+      print(f"{method}@{ipc}: {result} after {budget['steps']} steps "
+            f"({budget['seconds'] / 60:.1f} min); paper {_paper(method, ipc)}")
   save()
   print(f"wrote {path}")
 

@@ -14,7 +14,8 @@ into datasets_builders/condensed_fashion_mnist/artifacts/<method>_ipc<ipc>/:
 * idc, idc_i: benchmarks/artifacts/fashion_mnist_<method>_ipc<ipc>/ from
   `benchmarks/idc_fashion.py` (evaluation.json beside it, or its row in
   idc_fashion_mnist.json);
-* dm: the artifact of `benchmarks/methods_fashion.py` (the longest budget run).
+* dm: benchmarks/artifacts/methods_fashion/dm_ipc<ipc>_<minutes>min/ from
+  `benchmarks/methods_fashion.py` (the longest budget run).
 
 Every copy is atomic (a temporary directory renamed into place); a config whose
 benchmark has not run yet is reported as missing and left out.
@@ -102,11 +103,11 @@ def _synthesis(method, ipc):
             if r["method"] == method and r["ipc"] == ipc and r["protocol"] == "cpu"]
     bench = "benchmarks/results/idc_fashion_mnist.json"
   else:
-    dirs = sorted(glob.glob(os.path.join(HERE, "cache", "methods_fashion",
-                                         f"{method}_ipc{ipc}_*min", "artifact")),
+    dirs = sorted(glob.glob(os.path.join(HERE, "artifacts", "methods_fashion",
+                                         f"{method}_ipc{ipc}_*min")),
                   key=lambda d: float(d.split("_")[-1].split("min")[0]))
     art_dir = dirs[-1] if dirs else os.path.join(
-        HERE, "cache", "methods_fashion", f"{method}_ipc{ipc}_<minutes>min", "artifact")
+        HERE, "artifacts", "methods_fashion", f"{method}_ipc{ipc}_<minutes>min")
     rows = [r for r in _rows("methods_fashion_mnist.json")
             if r["method"] == method and r["ipc"] == ipc]
     bench = "benchmarks/results/methods_fashion_mnist.json"

@@ -42,7 +42,7 @@ run() { echo "== $(date -u +%FT%TZ) python -m $* ${extra[*]}"; .venv/bin/python 
 bench_out="$root/benchmarks/results/bench_fashion_mnist"
 bench=(--source fashion_mnist --budget cpu --out "$bench_out"
        --work_dir "$root/benchmarks/cache/bench_fashion_mnist"
-       --sets_from "$root/benchmarks/cache/methods_fashion/{method}_ipc{ipc}_20min/artifact")
+       --sets_from "$root/benchmarks/artifacts/methods_fashion/{method}_ipc{ipc}_20min")
 for step in "${steps[@]}"; do
   case "$step" in
     methods)   run benchmarks.methods_fashion --minutes 20 ;;
