@@ -9,7 +9,8 @@ while that scratch directory lasts and the budget is summed over sessions; time 
 else beside it), keeps the finished set in the repository under
 benchmarks/artifacts/methods_fashion/<method>_ipc<ipc>_<minutes>min/ (where a later
 session and benchmarks.bench's --sets_from find it), then trains ConvNet-3 on the formed
-images with the `cpu` protocol (1000 SGD steps, mixed bfloat16, 3 repetitions) — the protocol of benchmarks/baselines.py, whose Random and K-Center rows
+images with the `cpu` protocol (1000 SGD steps, mixed bfloat16, 3 repetitions) — the
+protocol of benchmarks/baselines.py, whose Random and K-Center rows
 at the same IPC are copied beside. MTT first trains its expert trajectories (their time
 is reported and counted in the budget of every MTT cell, since a user pays it once per
 dataset). Paper values to relate to (DC-BENCH / IDC Table 10, Fashion-MNIST, ConvNet-3,
@@ -92,8 +93,10 @@ def main(argv):
       setup_path = os.path.join(art_dir, "setup.json")
       if os.path.exists(os.path.join(art_dir, artifact_lib.META)):
         art = artifact_lib.load_artifact(art_dir)
-        with open(setup_path) as f:
-          setup_minutes = json.load(f)["setup_minutes"]
+        setup_minutes = None  # not recorded if the run stopped right after the artifact
+        if os.path.exists(setup_path):
+          with open(setup_path) as f:
+            setup_minutes = json.load(f)["setup_minutes"]
         print(f"{method}@{ipc}: condensed set found in {art_dir}")
       else:
         overrides, setup_minutes = {}, 0.0
@@ -118,7 +121,8 @@ def main(argv):
       rows.append(dict(method=method, ipc=ipc, factor=art.factor,
                        budget_minutes=_MINUTES.value,
                        minutes_used=round(budget["seconds"] / 60, 1),
-                       setup_minutes=round(setup_minutes, 1), steps=budget["steps"],
+                       setup_minutes=setup_minutes and round(setup_minutes, 1),
+                       steps=budget["steps"],
                        total_steps=budget["total_steps"], protocol=protocol.name,
                        precision=protocol.precision, formed_images=len(fx),
                        acc_mean=result.best_mean, acc_std=result.best_std,
