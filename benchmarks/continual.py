@@ -143,14 +143,14 @@ def main(argv):
     kept = {name: sc["results"] for name, sc in old.get("scenarios", {}).items()}
 
   def save():
-    payload = dict(
-        machine=_util.machine(), command="python -m benchmarks.continual", **settings,
-        scenarios={name: dict(label=scenarios[name]["label"],
-                              summary=continual.summarize(rs),
-                              idc_lead=_margins(continual.summarize(rs)),
-                              minutes_per_cell=_minutes(rs),
-                              results=rs)
-                   for name, rs in results.items() if rs})
+    done = {}
+    for name, rs in results.items():
+      if rs:
+        summary = continual.summarize(rs)
+        done[name] = dict(label=scenarios[name]["label"], summary=summary,
+                          idc_lead=_margins(summary), minutes_per_cell=_minutes(rs), results=rs)
+    payload = dict(machine=_util.machine(), command="python -m benchmarks.continual",
+                   **settings, scenarios=done)
     _util.write_json_to(output, payload)
     for name, rs in results.items():
       if rs:
