@@ -39,8 +39,9 @@ _ARTIFACT = flags.DEFINE_list("artifact", [],
 _IPC = flags.DEFINE_list("ipc", ["10"], "Comma-separated images per class for --method.")
 _MODEL = flags.DEFINE_string("model", None,
                              "Evaluation network (default convnet3; convnet4 for "
-                             "speech_commands, as IDC). Choices: convnet3, convnet4, mlp, resnet10, resnet18, "
-                             "resnet152, resnet_ap10, densenet121, efficientnet_b0, vit).")
+                             "speech_commands, as IDC). Choices: convnet3, convnet4, mlp, "
+                             "resnet10, resnet18, resnet152, resnet_ap10, densenet121, "
+                             "efficientnet_b0, vit.")
 _AUG = flags.DEFINE_string("augmentation", None,
                            "Evaluation augmentation: none, imagenet, dsa, autoaugment, "
                            "randaugment (default: the protocol's, dsa; none for speech_commands, "

@@ -2,8 +2,9 @@ r"""Evaluator speed: ConvNet-3 training on 400 Fashion-MNIST images.
 
   python -m benchmarks.eval_speed            # about 15 minutes on the 2-core CPU machine
 
-Times, side by side in float32 and mixed bfloat16, SGD steps of batch 64 with the evaluation augmentation (per-sample DSA
-`color_crop_cutout_flip_scale_rotate`, one geometric op, then CutMix p=0.5), i.e. the
+Times, side by side in float32 and mixed bfloat16, SGD steps of batch 64 with the
+evaluation augmentation (per-sample DSA `color_crop_cutout_flip_scale_rotate`, one
+geometric op, then CutMix p=0.5), i.e. the
 paper protocol's inner loop, after a warm-up, and extrapolates to 1000 epochs
 (ceil(400/64) = 7 steps per epoch) plus the 4 test passes over the 10,000 test images.
 The PyTorch reference needs about 35 minutes per 1000 epochs on this machine; the goal

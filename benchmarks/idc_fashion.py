@@ -116,7 +116,8 @@ def main(argv):
                            desc=f"eval {cell} {protocol_name}")
       row = dict(method=method, ipc=ipc, factor=res.artifact.factor,
                  outer_iterations=_OUTER.value, inner_iterations=100,
-                 steps=res.run.steps, stopped=res.run.stopped, budget_minutes=round(res.run.seconds / 60, 1),
+                 steps=res.run.steps, stopped=res.run.stopped,
+                 budget_minutes=round(res.run.seconds / 60, 1),
                  condensation_precision=_PRECISION.value, protocol=protocol_name,
                  precision=protocol.precision, repetitions=reps,
                  acc_mean=result.best_mean, acc_std=result.best_std,

@@ -81,7 +81,8 @@ def main(argv):
     images, labels = map(np.stack, zip(*tfds.as_numpy(ds)))
     protocol = ev.get_protocol(reported["protocol"], precision=reported.get("precision"))
     res = ev.evaluate(images, labels.astype(np.int32), source, protocol=protocol,
-                      repetitions=reported.get("repetitions") or len(reported["best"]), seed=reported.get("seed", 0),
+                      repetitions=reported.get("repetitions") or len(reported["best"]),
+                      seed=reported.get("seed", 0),
                       desc=f"eval {config}")
     tolerance = max(res.best_std, reported["acc_std"]) + 0.5
     ok = abs(res.best_mean - reported["acc_mean"]) <= tolerance

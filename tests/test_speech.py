@@ -306,7 +306,8 @@ def test_tfds_label_map():
 
 def test_tfds_backend_offline_raises_fast(tmp_path):
   start = time.perf_counter()
-  with pytest.raises(SourceUnavailableError, match="speech_commands is not prepared under .*apps.make_speech"):
+  with pytest.raises(SourceUnavailableError,
+                     match="speech_commands is not prepared under .*apps.make_speech"):
     data.load_source("speech_commands", backend="tfds", path=str(tmp_path), cache=False)
   assert time.perf_counter() - start < 30
 
