@@ -19,7 +19,8 @@ written at the end, or alone with
 
 The real run on this 2-core CPU (budget `cpu`: full data, IPC 1/10/50 for random,
 kcenter, dc, dsa, dm, mtt, kip, idc with 15 minutes of condensation per set, `quick`
-evaluations in mixed bfloat16 with 2 models; the IPC sweep to 500; 30 NAS-Bench-201
+evaluations with 2 models, in mixed bfloat16 where the CPU has native bfloat16 and
+float32 elsewhere; the IPC sweep to 500; 30 NAS-Bench-201
 architectures; DM from random / K-Center / noise init; cost of 8 methods), for
 BENCHMARKS.md (its report and JSON land in benchmarks/results/bench_fashion_mnist/):
 
@@ -28,7 +29,7 @@ BENCHMARKS.md (its report and JSON land in benchmarks/results/bench_fashion_mnis
       --work_dir benchmarks/cache/bench_fashion_mnist
 
 Estimated wall-clock on this machine with nothing else running. Training-step times in
-mixed bfloat16 at batch 64 (CPU seconds measured here on a busy machine, halved for the
+mixed bfloat16 at batch 64 on the AMD EPYC with native bfloat16 (CPU seconds measured here on a busy machine, halved for the
 two cores, which gives ConvNet-3's 0.10 s of BENCHMARKS.md): ConvNet-3 0.10 s,
 ResNet-10/18 0.13 s, EfficientNet-B0 0.4 s, ResNetAP-10 0.5 s, DenseNet-121 0.7 s, ViT
 1.2 s, ResNet-152 about 2.5 s (not measured: scaled from ResNetAP-10 by FLOPs). Then:

@@ -8,7 +8,8 @@ initialisation with about 30% of the compute (DM, CIFAR-10). For each method and
 condenses Fashion-MNIST (resumable workdir under benchmarks/cache/init_study/),
 snapshots the synthetic set at the `--marks` iterations (0 = the initialisation
 itself), and trains ConvNet-3 on every snapshot with the `quick` protocol (300 SGD
-steps, mixed bfloat16, `--repetitions` runs). Writes
+steps, `--repetitions` runs; networks in `--precision`, default auto: the faster on
+this machine, see tfcondense/hardware.py). Writes
 benchmarks/results/init_study.json and the curves to benchmarks/results/init_study.png.
 The snapshots and the chart come from `tfcondense.bench` (shared with
 `apps.bench --suite init`, whose `cpu` budget runs exactly this study: with
@@ -34,7 +35,8 @@ _MARKS = flags.DEFINE_list("marks", ["0", "50", "100", "200", "400", "800", "150
                            "Iterations at which the set is evaluated (DM: iterations; IDC: "
                            "inner iterations).")
 _REPS = flags.DEFINE_integer("repetitions", 2, "Evaluation repetitions per snapshot.")
-_PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16", "Condensation precision.")
+_PRECISION = flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],
+                               "Network precision of condensation and evaluation.")
 _FROM_BENCH = flags.DEFINE_string(
     "from_bench", None, "An apps.bench output directory (--out) whose `init` cells to report "
     "instead of computing the study here.")
@@ -88,7 +90,7 @@ def main(argv):
   source = data.load_source("fashion_mnist")
   rows = json.load(open(path))["rows"] if os.path.exists(path) else []
   marks = sorted(int(m) for m in _MARKS.value)
-  protocol = ev.get_protocol("quick", precision="mixed_bfloat16")
+  protocol = ev.get_protocol("quick", precision=_PRECISION.value)
   for method in _METHODS.value:
     condense_lib.SYNTHESIS.get(method)  # fail early on a typo
     for init in _INITS.value:
@@ -100,7 +102,7 @@ def main(argv):
       snaps = init_study.snapshots(
           source, method, init, _IPC.value, marks,
           workdir=os.path.join(HERE, "cache", "init_study", f"{method}_{init}_ipc{_IPC.value}"),
-          overrides={"precision": _PRECISION.value},
+          overrides={"precision": protocol.precision},
           init_options={"cache_dir": os.path.join(HERE, "cache", "init_study")})
       for m in marks:
         if m in done:

@@ -9,11 +9,13 @@ while that scratch directory lasts and the budget is summed over sessions; time 
 else beside it), keeps the finished set in the repository under
 benchmarks/artifacts/methods_fashion/<method>_ipc<ipc>_<minutes>min/ (where a later
 session and benchmarks.bench's --sets_from find it), then trains ConvNet-3 on the formed
-images with the `cpu` protocol (1000 SGD steps, mixed bfloat16, 3 repetitions) — the
-protocol of benchmarks/baselines.py, whose Random and K-Center rows
-at the same IPC are copied beside. MTT first trains its expert trajectories (their time
-is reported and counted in the budget of every MTT cell, since a user pays it once per
-dataset). Paper values to relate to (DC-BENCH / IDC Table 10, Fashion-MNIST, ConvNet-3,
+images with the `cpu` protocol (1000 SGD steps, 3 repetitions), the protocol of
+benchmarks/baselines.py, whose Random and K-Center rows at the same IPC are copied
+beside. Condensation and evaluation networks run in `--precision` (default auto: mixed
+bfloat16 only on a CPU or GPU with native bfloat16, see tfcondense/hardware.py; what a
+budget in minutes buys depends on it). MTT first trains its expert trajectories (their
+time is reported and counted in the budget of every MTT cell, since a user pays it once
+per dataset). Paper values to relate to (DC-BENCH / IDC Table 10, Fashion-MNIST, ConvNet-3,
 IPC 1 / 10 / 50): DSA 70.6 / 84.6 / 88.7, KIP 73.5 / 86.8 / 88.0, DM 70.0 / 84.8 / 88.6,
 IDC 81.0 / 86.0 / 86.2, reached with GPU schedules hundreds of times longer.
 Rows go to benchmarks/results/methods_fashion_mnist.json (finished cells are skipped).
@@ -36,8 +38,10 @@ _METHODS = flags.DEFINE_list("methods", ["dm", "dsa", "dc", "kip", "mtt", "idc",
                              "Synthesis methods.")
 _IPCS = flags.DEFINE_list("ipcs", ["10", "1", "50"], "IPCs, in this order.")
 _MINUTES = flags.DEFINE_float("minutes", 20.0, "Condensation budget per cell (wall clock).")
-_PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16",
-                                 "Network precision during condensation (methods that have one).")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "auto", ["auto", "float32", "mixed_bfloat16"],
+    "Network precision of condensation (methods that have one) and evaluation; auto: the "
+    "faster on this machine (tfcondense.hardware).")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Evaluation repetitions.")
 _OUT = "methods_fashion_mnist.json"
 PAPER = {"dsa": (70.6, 84.6, 88.7), "kip": (73.5, 86.8, 88.0), "dm": (70.0, 84.8, 88.6),
@@ -58,8 +62,11 @@ def main(argv):
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data, synthetic  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import hardware  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
+  precision = hardware.resolve_precision(_PRECISION.value)
+  print(f"precision: {precision} ({_PRECISION.value})")
   path = os.path.join(_util.RESULTS, _OUT)
   rows = json.load(open(path))["rows"] if os.path.exists(path) else []
   baselines = []
@@ -74,10 +81,10 @@ def main(argv):
     _util.write_json(_OUT, dict(machine=_util.machine(),
                                 command="python -m benchmarks.methods_fashion",
                                 budget_minutes_per_cell=_MINUTES.value,
-                                condensation_precision=_PRECISION.value, settings=SETTINGS,
+                                condensation_precision=precision, settings=SETTINGS,
                                 rows=rows, baselines=baselines))
 
-  protocol = ev.get_protocol("cpu", precision="mixed_bfloat16")
+  protocol = ev.get_protocol("cpu", precision=precision)
   for ipc in [int(i) for i in _IPCS.value]:
     for method in _METHODS.value:
       if any(r["method"] == method and r["ipc"] == ipc and r["budget_minutes"] == _MINUTES.value
@@ -109,7 +116,7 @@ def main(argv):
           setup_minutes = (time.time() - t0) / 60
           overrides["experts_dir"] = experts_dir
         art = _util.condense_for_minutes(method, source, ipc, workdir, _MINUTES.value,
-                                         _PRECISION.value, artifact_dir=art_dir,
+                                         precision, artifact_dir=art_dir,
                                          **overrides).artifact
         _util.write_json_to(setup_path, dict(setup_minutes=round(setup_minutes, 2)))
       budget = art.meta["budget"]
@@ -124,7 +131,8 @@ def main(argv):
                        setup_minutes=setup_minutes and round(setup_minutes, 1),
                        steps=budget["steps"],
                        total_steps=budget["total_steps"], protocol=protocol.name,
-                       precision=protocol.precision, formed_images=len(fx),
+                       precision=protocol.precision, condensation_precision=precision,
+                       machine=_util.machine()["cpu"], formed_images=len(fx),
                        acc_mean=result.best_mean, acc_std=result.best_std,
                        last_mean=result.last_mean, paper=_paper(method, ipc),
                        artifact=os.path.relpath(art_dir, os.path.dirname(HERE))))

@@ -22,11 +22,12 @@ from typing import Any, Dict, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from tfcondense import hardware
 from tfcondense import progress as progress_lib
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
 
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = hardware.PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,13 +116,19 @@ def default_augmentation(source_name: str) -> Optional[str]:
 
 
 def get_protocol(protocol: Union[str, Protocol], **overrides) -> Protocol:
-  """A named protocol (see PROTOCOLS) or a Protocol, with field overrides."""
+  """A named protocol (see PROTOCOLS) or a Protocol, with field overrides.
+
+  A `precision` override of "auto" becomes the faster precision on this machine
+  (`tfcondense.hardware.resolve_precision`).
+  """
   if isinstance(protocol, str):
     if protocol not in PROTOCOLS:
       raise InvalidConfigError(
           f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     protocol = PROTOCOLS[protocol]
   overrides = {k: v for k, v in overrides.items() if v is not None}
+  if "precision" in overrides:
+    overrides["precision"] = hardware.resolve_precision(overrides["precision"])
   return dataclasses.replace(protocol, **overrides) if overrides else protocol
 
 
