@@ -50,6 +50,13 @@ PAPER = {"dsa": (70.6, 84.6, 88.7), "kip": (73.5, 86.8, 88.0), "dm": (70.0, 84.8
 SETTINGS = {
     "mtt": dict(experts=5, expert_epochs_trained=10),
 }
+#: Config overrides per method (stated in the JSON). KIP's default schedule (1,000 Adam
+#: steps) takes half a minute here, 2% of a 20-minute cell; the reference runs KIP until
+#: the test accuracy stops improving, so under a budget it runs until the minutes are
+#: spent like every other method.
+OVERRIDES = {
+    "kip": dict(iterations=1_000_000),
+}
 
 
 def _paper(method, ipc):
@@ -82,6 +89,7 @@ def main(argv):
                                 command="python -m benchmarks.methods_fashion",
                                 budget_minutes_per_cell=_MINUTES.value,
                                 condensation_precision=precision, settings=SETTINGS,
+                                overrides=OVERRIDES,
                                 rows=rows, baselines=baselines))
 
   protocol = ev.get_protocol("cpu", precision=precision)
@@ -106,7 +114,7 @@ def main(argv):
             setup_minutes = json.load(f)["setup_minutes"]
         print(f"{method}@{ipc}: condensed set found in {art_dir}")
       else:
-        overrides, setup_minutes = {}, 0.0
+        overrides, setup_minutes = dict(OVERRIDES.get(method, {})), 0.0
         if method == "mtt":
           from tfcondense.methods import mtt  # pylint: disable=g-import-not-at-top
           t0 = time.time()
