@@ -17,7 +17,8 @@ budget in minutes buys depends on it). MTT first trains its expert trajectories 
 time is reported beside every MTT cell as setup_minutes, outside the condensation budget,
 since a user pays it once per dataset). Paper values to relate to (DC-BENCH / IDC
 Table 10, Fashion-MNIST, ConvNet-3, IPC 1 / 10 / 50): DSA 70.6 / 84.6 / 88.7, KIP 73.5 /
-86.8 / 88.0, DM 70.0 / 84.8 / 88.6, IDC 81.0 / 86.0 / 86.2, reached with GPU schedules hundreds of times longer.
+86.8 / 88.0, DM 70.0 / 84.8 / 88.6, IDC 81.0 / 86.0 / 86.2, reached with GPU schedules
+hundreds of times longer.
 Rows go to benchmarks/results/methods_fashion_mnist.json (finished cells are skipped).
 """
 from __future__ import annotations
