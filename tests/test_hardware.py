@@ -4,6 +4,7 @@ import pytest
 from tfcondense import evaluate as ev
 from tfcondense import hardware
 from tfcondense.errors import InvalidConfigError
+from tfcondense.methods import dc, dm, idc
 
 
 def test_cpu_flags_parsed_from_cpuinfo(tmp_path):
@@ -36,6 +37,27 @@ def test_resolve_precision(monkeypatch):
 
 def test_protocol_precision_auto_resolves(monkeypatch):
   monkeypatch.setattr(hardware, "cpu_flags", lambda cpuinfo=None: frozenset())
-  monkeypatch.setattr(hardware, "gpu_has_fast_bfloat16", lambda: False)
+  monkeypatch.setattr(hardware, "gpu_has_fast_bfloat16", lambda gpus=None: False)
   assert ev.get_protocol("cpu", precision="auto").precision == "float32"
   assert ev.get_protocol("cpu", precision="mixed_bfloat16").precision == "mixed_bfloat16"
+
+
+def test_auto_decides_by_the_visible_gpu(monkeypatch):
+  import tensorflow as tf
+  fake = ["GPU:0"]
+  seen = []
+  monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: fake)
+  monkeypatch.setattr(hardware, "cpu_flags", lambda cpuinfo=None: frozenset())
+  monkeypatch.setattr(hardware, "gpu_has_fast_bfloat16",
+                      lambda gpus=None: seen.append(gpus) or True)
+  assert hardware.resolve_precision("auto") == "mixed_bfloat16"
+  assert seen == [fake]  # the devices listed once, passed on
+  assert hardware.resolve_precision("auto", consider_gpu=False) == "float32"
+
+
+@pytest.mark.parametrize("config", [dc.DCConfig, dm.DMConfig, idc.IDCConfig])
+def test_method_configs_accept_only_known_precisions(config):
+  for precision in hardware.PRECISIONS:
+    config(precision=precision).check()
+  with pytest.raises(InvalidConfigError, match="mixed_bfloat16"):
+    config(precision="auto").check()  # "auto" is resolved before a config is built

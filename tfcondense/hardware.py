@@ -38,10 +38,15 @@ def cpu_has_fast_bfloat16(flags: Optional[Iterable[str]] = None) -> bool:
   return bool(BF16_CPU_FLAGS & frozenset(cpu_flags() if flags is None else flags))
 
 
-def gpu_has_fast_bfloat16() -> bool:
-  """Whether the first visible GPU has compute capability 8.0 or higher (False: none)."""
+def gpu_has_fast_bfloat16(gpus: Optional[list] = None) -> bool:
+  """Whether the first GPU has compute capability 8.0 or higher (False: none).
+
+  Args:
+    gpus: physical GPU devices; default the visible ones.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  gpus = tf.config.list_physical_devices("GPU")
+  if gpus is None:
+    gpus = tf.config.list_physical_devices("GPU")
   if not gpus:
     return False
   capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
@@ -74,6 +79,7 @@ def resolve_precision(precision: str, *, consider_gpu: bool = True) -> str:
         f"precision must be one of {PRECISIONS + (AUTO,)}, got {precision!r}")
   if consider_gpu:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    if tf.config.list_physical_devices("GPU"):
-      return "mixed_bfloat16" if gpu_has_fast_bfloat16() else "float32"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+      return "mixed_bfloat16" if gpu_has_fast_bfloat16(gpus) else "float32"
   return fastest_cpu_precision()

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from tfcondense import hardware
 from tfcondense import matching
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError
@@ -96,9 +97,9 @@ class DCConfig:
       raise InvalidConfigError("outer_loop and inner_loop must be >= 1")
     matching.DISTANCES.get(self.metric)
     dsa_ops.parse_strategy(self.strategy)
-    if self.precision not in ("float32", "mixed_bfloat16"):
+    if self.precision not in hardware.PRECISIONS:
       raise InvalidConfigError(
-          f"precision must be float32 or mixed_bfloat16, got {self.precision!r}")
+          f"precision must be one of {hardware.PRECISIONS}, got {self.precision!r}")
 
   def as_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)

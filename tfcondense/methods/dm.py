@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from tfcondense import hardware
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
@@ -76,9 +77,9 @@ class DMConfig:
       raise InvalidConfigError("ipc, factor, iterations and real_per_class must be >= 1")
     if not self.lr_img > 0:
       raise InvalidConfigError(f"lr_img must be positive, got {self.lr_img}")
-    if self.precision not in ("float32", "mixed_bfloat16"):
+    if self.precision not in hardware.PRECISIONS:
       raise InvalidConfigError(
-          f"precision must be float32 or mixed_bfloat16, got {self.precision!r}")
+          f"precision must be one of {hardware.PRECISIONS}, got {self.precision!r}")
 
   def as_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)

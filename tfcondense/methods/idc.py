@@ -34,6 +34,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from tfcondense import hardware
 from tfcondense import matching
 from tfcondense import synthetic as synthetic_lib
 from tfcondense.augment import mix
@@ -154,9 +155,9 @@ class IDCConfig:
       raise InvalidConfigError("outer_iterations and inner_iterations must be >= 1")
     if self.metric is not None:
       matching.DISTANCES.get(self.metric)
-    if self.precision not in ("float32", "mixed_bfloat16"):
+    if self.precision not in hardware.PRECISIONS:
       raise InvalidConfigError(
-          f"precision must be float32 or mixed_bfloat16, got {self.precision!r}")
+          f"precision must be one of {hardware.PRECISIONS}, got {self.precision!r}")
     missing = [p for p in self.pretrained if not os.path.exists(p)]
     if missing:
       raise InvalidConfigError(f"pretrained weights not found: {missing}; make them with "
