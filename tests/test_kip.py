@@ -190,6 +190,24 @@ def test_loss_decreases_and_the_step_is_traced_once():
   assert m._step_fn.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
 
 
+def test_test_accuracy_is_the_kernel_regression_on_the_test_set():
+  src = quadrant_source()
+  m = _kip(src)
+  # The test set as its own support: KRR with a tiny ridge interpolates it.
+  assert m.test_accuracy(src.test_images, kip.centered_one_hot(src.test_labels, 4)) == 100.0
+  # Hand-rolled KRR over the whole test set in one block = the batched method.
+  xs = m.real.normalize(m.synthetic.images)
+  xt = m.real.normalize(tf.constant(src.test_images))
+  pred = kip.krr_predict(m.kernel(xs, xs), m.kernel(xt, xs), m.label_matrix(), 1e-6)
+  expected = 100.0 * np.mean(np.argmax(pred.numpy(), 1) == src.test_labels)
+  assert m.test_accuracy(batch_size=7) == pytest.approx(expected)
+  # Labels that name the wrong class (shifted by one) score what they should: nothing
+  # above chance on a task the right labels solve.
+  assert m.test_accuracy() >= 90.0
+  wrong = kip.centered_one_hot((m.synthetic.labels.numpy() + 1) % 4, 4)
+  assert m.test_accuracy(label_matrix=wrong) <= 10.0
+
+
 def test_first_adam_step_is_lr_in_normalised_units():
   # Adam's first step moves every coordinate by ~lr; in pixels that is lr * std.
   src = quadrant_source()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from tfcondense import kernels as kernels_lib
@@ -223,6 +224,31 @@ class KIP:
     xt = self.real.normalize(target)
     return krr_loss(self.kernel(xs, xs), self.kernel(xt, xs), y_support, y_target,
                     self.config.reg)
+
+  def test_accuracy(self, images=None, label_matrix=None, batch_size: int = 2000) -> float:
+    """Percent of the source's test images that KRR on a support set classifies right.
+
+    This is the accuracy the KIP papers report (the kernel's own, not a network's
+    trained on the images): kernel ridge regression with this config's kernel and
+    regulariser, argmax of the prediction.
+
+    Args:
+      images: [n_s, H, W, C] support images in pixel space (default: the current ones,
+        unclipped; pass `SyntheticSet.numpy()[0]` to score the exported set).
+      label_matrix: [n_s, num_classes] (default: `label_matrix()`).
+      batch_size: test images per kernel block.
+    """
+    xs = self.real.normalize(tf.convert_to_tensor(
+        self.synthetic.images if images is None else images, tf.float32))
+    y_s = self.label_matrix() if label_matrix is None else label_matrix
+    k_ss = self.kernel(xs, xs)
+    test_x, test_y = self.source.test_images, self.source.test_labels
+    right = 0
+    for i in range(0, len(test_x), batch_size):
+      xt = self.real.normalize(tf.convert_to_tensor(test_x[i:i + batch_size], tf.float32))
+      pred = krr_predict(k_ss, self.kernel(xt, xs), y_s, self.config.reg)
+      right += int(np.sum(np.argmax(pred.numpy(), 1) == test_y[i:i + batch_size]))
+    return 100.0 * right / len(test_x)
 
   def target_batch(self, seed) -> Tuple[tf.Tensor, tf.Tensor]:
     """A target batch (pixel images, centered one-hot labels) for `seed`."""
