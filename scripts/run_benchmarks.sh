@@ -45,7 +45,9 @@ bench=(--source fashion_mnist --budget cpu --out "$bench_out"
        --sets_from "$root/benchmarks/artifacts/methods_fashion/{method}_ipc{ipc}_20min")
 for step in "${steps[@]}"; do
   case "$step" in
-    methods)   run benchmarks.methods_fashion --minutes 20 ;;
+    # KIP's cells scored by its own kernel as well (seconds; takes no flags).
+    methods)   run benchmarks.methods_fashion --minutes 20
+               echo "== python -m benchmarks.kip_kernel"; .venv/bin/python -m benchmarks.kip_kernel ;;
     prebuilt)  run benchmarks.prebuilt ;;
     roundtrip) run benchmarks.tfds_roundtrip ;;
     speech)    run benchmarks.speech ;;
