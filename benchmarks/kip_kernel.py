@@ -38,24 +38,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _OUT = "kip_kernel_fashion_mnist.json"
 
 
-def _learnt_images(method, checkpoints: str):
-  """The unclipped images of the cell's last checkpoint, or None where there is none."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = tf.train.latest_checkpoint(checkpoints) if os.path.isdir(checkpoints) else None
-  if path is None:
-    return None, None
-  # The same objects the engine checkpoints (tfcondense.engine.run).
-  ckpt = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64),
-                             seconds=tf.Variable(0.0, dtype=tf.float64),
-                             **method.checkpoint_items())
-  ckpt.restore(path).expect_partial()
-  return method.synthetic.images.numpy(), int(ckpt.step.numpy())
-
-
 def main(argv):
   del argv
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
+  from tfcondense import engine  # pylint: disable=g-import-not-at-top
   from tfcondense.methods import kip as kip_lib  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
@@ -64,24 +51,23 @@ def main(argv):
   if os.path.exists(out_path):
     with open(out_path) as f:
       previous = {r["cell"]: r for r in json.load(f).get("rows", [])}
-  cells = sorted(glob.glob(os.path.join(HERE, "artifacts", "methods_fashion", "kip_ipc*")),
-                 key=lambda d: artifact_lib.load_artifact(d).meta["ipc"])
+  cells = {d: artifact_lib.load_artifact(d) for d in
+           glob.glob(os.path.join(HERE, "artifacts", "methods_fashion", "kip_ipc*"))}
   if not cells:
     print("no KIP cells in benchmarks/artifacts/methods_fashion/; run "
           "`python -m benchmarks.methods_fashion --methods kip` first")
   rows = []
-  for cell_dir in cells:
+  for cell_dir, art in sorted(cells.items(), key=lambda item: item[1].ipc):
     cell = os.path.basename(cell_dir)
-    art = artifact_lib.load_artifact(cell_dir)
     config = kip_lib.KIPConfig(**art.meta["config"])
     method = kip_lib.KIP(source, config)   # its synthetic set is the seeded initial one
     init = method.test_accuracy()
     exported = method.test_accuracy(
         art.images, kip_lib.centered_one_hot(art.labels, source.num_classes))
-    images, step = _learnt_images(
-        method, os.path.join(HERE, "cache", "methods_fashion", cell, "checkpoints"))
+    step = engine.restore_last(method, os.path.join(HERE, "cache", "methods_fashion", cell))
     old = previous.get(cell, {})
-    if images is not None and step == art.meta["budget"]["steps"]:
+    if step == art.meta["budget"]["steps"]:
+      images = method.synthetic.images.numpy()   # as KIP holds them: unclipped
       learnt = method.test_accuracy(images)
       outside = float(np.mean((images < 0.0) | (images > 1.0)))
     elif old.get("created") == art.meta["created"]:

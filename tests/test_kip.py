@@ -10,7 +10,7 @@ import tensorflow as tf
 from fixtures import quadrant_source
 from tfcondense import condense as condense_lib
 from tfcondense import engine, kernels
-from tfcondense.errors import InvalidConfigError
+from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 from tfcondense.methods import kip
 
 TINY = dict(target_batch=40, iterations=4)
@@ -198,7 +198,7 @@ def test_test_accuracy_is_the_kernel_regression_on_the_test_set():
   # Hand-rolled KRR over the whole test set in one block = the batched method.
   xs = m.real.normalize(m.synthetic.images)
   xt = m.real.normalize(tf.constant(src.test_images))
-  pred = kip.krr_predict(m.kernel(xs, xs), m.kernel(xt, xs), m.label_matrix(), 1e-6)
+  pred = kip.krr_predict(m.kernel(xs, xs), m.kernel(xt, xs), m.label_matrix(), m.config.reg)
   expected = 100.0 * np.mean(np.argmax(pred.numpy(), 1) == src.test_labels)
   assert m.test_accuracy(batch_size=7) == pytest.approx(expected)
   # Labels that name the wrong class (shifted by one) score what they should: nothing
@@ -206,6 +206,24 @@ def test_test_accuracy_is_the_kernel_regression_on_the_test_set():
   assert m.test_accuracy() >= 90.0
   wrong = kip.centered_one_hot((m.synthetic.labels.numpy() + 1) % 4, 4)
   assert m.test_accuracy(label_matrix=wrong) <= 10.0
+  with pytest.raises(InvalidConfigError, match="batch_size"):
+    m.test_accuracy(batch_size=0)
+  with pytest.raises(InvalidConfigError, match="label rows"):
+    m.test_accuracy(src.test_images[:3])
+
+
+def test_restore_last_reads_the_runs_state(tmp_path):
+  src = quadrant_source()
+  fresh = _kip(src)
+  assert engine.restore_last(fresh, str(tmp_path)) is None   # no checkpoint: untouched
+  ran = _kip(src)
+  engine.run(ran, engine.RunOptions(workdir=str(tmp_path), max_steps=3, checkpoint_seconds=0,
+                                    show_progress=False))
+  assert engine.restore_last(fresh, str(tmp_path)) == 3
+  np.testing.assert_array_equal(fresh.synthetic.images.numpy(), ran.synthetic.images.numpy())
+  other = _kip(src, ipc=3)   # a method of other shapes cannot take this state
+  with pytest.raises(CorruptArtifactError, match="cannot restore"):
+    engine.restore_last(other, str(tmp_path))
 
 
 def test_first_adam_step_is_lr_in_normalised_units():

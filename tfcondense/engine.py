@@ -30,7 +30,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple
 
 import tensorflow as tf
 
@@ -167,6 +167,49 @@ def _fingerprint(step: int, method: Method) -> list:
   return [step, total]
 
 
+def _checkpoint(method: Method) -> Tuple[tf.train.Checkpoint, tf.Variable, tf.Variable]:
+  """(the checkpoint `run` writes, its step variable, its seconds variable)."""
+  step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+  seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
+  ckpt = tf.train.Checkpoint(step=step_var, seconds=seconds_var, **method.checkpoint_items())
+  return ckpt, step_var, seconds_var
+
+
+def _restore(ckpt: tf.train.Checkpoint, path: str, workdir: str) -> None:
+  """Restores `path` into `ckpt`, every object of `ckpt` present in the file."""
+  try:
+    ckpt.restore(path).assert_existing_objects_matched()
+  except (tf.errors.OpError, AssertionError, ValueError) as e:
+    raise CorruptArtifactError(
+        f"cannot restore {path} ({type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else ''}); delete "
+        f"{workdir} to start afresh") from e
+
+
+def restore_last(method: Method, workdir: str) -> Optional[int]:
+  """Loads `method`'s state from the last checkpoint `run` wrote in `workdir`.
+
+  For reading a run's state after it (e.g. the unclipped synthetic images), not for
+  resuming: `run` restores by itself.
+
+  Args:
+    method: a method built with the run's settings.
+    workdir: the run's `RunOptions.workdir`.
+
+  Returns:
+    The step of that checkpoint, or None where `workdir` holds none.
+
+  Raises:
+    CorruptArtifactError: the checkpoint cannot be read into `method`.
+  """
+  path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  if path is None:
+    return None
+  ckpt, step_var, _ = _checkpoint(method)
+  _restore(ckpt, path, workdir)
+  return int(step_var.numpy())
+
+
 def run(method: Method, options: RunOptions = RunOptions(),
         config: Optional[Dict[str, Any]] = None,
         on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
@@ -192,20 +235,12 @@ def run(method: Method, options: RunOptions = RunOptions(),
     DistributedError: (multi-worker) the workers restored different states.
   """
   chief = cluster is None or cluster.is_chief
-  step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-  seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
-  ckpt = tf.train.Checkpoint(step=step_var, seconds=seconds_var, **method.checkpoint_items())
+  ckpt, step_var, seconds_var = _checkpoint(method)
   manager = writer = None
 
   def restore():
     if manager.latest_checkpoint:
-      try:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-      except (tf.errors.OpError, AssertionError, ValueError) as e:
-        raise CorruptArtifactError(
-            f"cannot restore {manager.latest_checkpoint} ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); delete "
-            f"{options.workdir} to start afresh") from e
+      _restore(ckpt, manager.latest_checkpoint, options.workdir)
 
   def lost(error, step):
     last = manager.latest_checkpoint if manager is not None else None

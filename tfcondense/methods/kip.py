@@ -134,12 +134,17 @@ def centered_one_hot(labels, num_classes: int, dtype=tf.float32) -> tf.Tensor:
   return tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=dtype) - 1.0 / num_classes
 
 
-def krr_predict(k_ss, k_ts, y_s, reg) -> tf.Tensor:
-  """K_ts (K_ss + reg * tr(K_ss) / n_s * I)^-1 Y_s (KIP's regularised KRR)."""
+def krr_weights(k_ss, y_s, reg) -> tf.Tensor:
+  """(K_ss + reg * tr(K_ss) / n_s * I)^-1 Y_s: KRR's dual weights, one solve."""
   n = tf.shape(k_ss)[0]
   scale = tf.cast(reg, k_ss.dtype) * tf.linalg.trace(k_ss) / tf.cast(n, k_ss.dtype)
   a = k_ss + scale * tf.eye(n, dtype=k_ss.dtype)
-  return tf.matmul(k_ts, tf.linalg.solve(a, tf.cast(y_s, k_ss.dtype)))
+  return tf.linalg.solve(a, tf.cast(y_s, k_ss.dtype))
+
+
+def krr_predict(k_ss, k_ts, y_s, reg) -> tf.Tensor:
+  """K_ts (K_ss + reg * tr(K_ss) / n_s * I)^-1 Y_s (KIP's regularised KRR)."""
+  return tf.matmul(k_ts, krr_weights(k_ss, y_s, reg))
 
 
 def krr_loss(k_ss, k_ts, y_s, y_t, reg) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -237,16 +242,25 @@ class KIP:
         unclipped; pass `SyntheticSet.numpy()[0]` to score the exported set).
       label_matrix: [n_s, num_classes] (default: `label_matrix()`).
       batch_size: test images per kernel block.
+
+    Raises:
+      InvalidConfigError: batch_size < 1, or images and label_matrix of different
+        lengths.
     """
+    if batch_size < 1:
+      raise InvalidConfigError(f"batch_size must be >= 1, got {batch_size}")
     xs = self.real.normalize(tf.convert_to_tensor(
         self.synthetic.images if images is None else images, tf.float32))
     y_s = self.label_matrix() if label_matrix is None else label_matrix
-    k_ss = self.kernel(xs, xs)
+    if xs.shape[0] != y_s.shape[0]:
+      raise InvalidConfigError(
+          f"{xs.shape[0]} support images but {y_s.shape[0]} label rows")
+    weights = krr_weights(self.kernel(xs, xs), y_s, self.config.reg)  # solved once
     test_x, test_y = self.source.test_images, self.source.test_labels
     right = 0
     for i in range(0, len(test_x), batch_size):
       xt = self.real.normalize(tf.convert_to_tensor(test_x[i:i + batch_size], tf.float32))
-      pred = krr_predict(k_ss, self.kernel(xt, xs), y_s, self.config.reg)
+      pred = tf.matmul(self.kernel(xt, xs), weights)
       right += int(np.sum(np.argmax(pred.numpy(), 1) == test_y[i:i + batch_size]))
     return 100.0 * right / len(test_x)
 
