@@ -249,3 +249,67 @@ def test_missing_or_mismatched_experts_raise(tmp_path):
   assert cfg.lr_img == 10000.0 and cfg.loop == "python"
   assert condense_lib.make_config("mtt", "toy", 1, experts_dir=str(tmp_path / "short"),
                                   syn_steps=50).loop == "while"
+
+
+def test_forward_floats_counts_one_images_activations():
+  # Flatten (a reshape, not counted) -> MatMul [1, 3] -> BiasAdd [1, 3] -> Relu [1, 3].
+  model = tf.keras.Sequential([tf.keras.Input((2, 2, 1)), tf.keras.layers.Flatten(),
+                               tf.keras.layers.Dense(3, activation="relu")])
+  assert mtt.forward_floats(model, (2, 2, 1)) == 9
+  # ConvNet-3 doubles its activations with its width (the count of the docstring).
+  narrow = mtt.forward_floats(build_model("convnet3", (16, 16, 1), 4, width=8), (16, 16, 1))
+  wide = mtt.forward_floats(build_model("convnet3", (16, 16, 1), 4, width=16), (16, 16, 1))
+  assert 1.9 < wide / narrow < 2.1
+
+
+def test_unroll_memory_estimate():
+  # 4 bytes x 20 steps x (0.76 x 500 x 1.25 M + 3 x 320 k): the Fashion-MNIST IPC 50
+  # cell that was killed for memory at 24 GB.
+  plain = mtt.unroll_memory_bytes(20, 500, 1_250_000, 320_000, 784, checkpointed=False)
+  assert plain == pytest.approx(4 * 20 * (0.76 * 500 * 1.25e6 + 3 * 320_000))
+  assert 37e9 < plain < 39e9
+  ckpt = mtt.unroll_memory_bytes(20, 500, 1_250_000, 320_000, 784, checkpointed=True)
+  assert ckpt == pytest.approx(4 * (20 * (2 * 320_000 + 500 * 784) + 0.76 * 500 * 1.25e6))
+  assert ckpt < plain / 10
+
+
+def test_auto_checkpointing_follows_available_memory(tmp_path, monkeypatch):
+  src = quadrant_source()
+  _dummy_experts(src, str(tmp_path))
+  monkeypatch.setattr(mtt.tf.config, "list_physical_devices", lambda kind=None: [])
+  cfg = _cfg(tmp_path)  # checkpoint_unroll="auto" by default
+  assert cfg.checkpoint_unroll == "auto"
+  forward = mtt.forward_floats(build_model("convnet3", src.image_shape, src.num_classes,
+                                           width=8), src.image_shape)
+  probe = mtt.MTT(src, dataclasses.replace(cfg, checkpoint_unroll=False))
+  args = (cfg.syn_steps, probe.batch_syn, forward, probe.student.num_params,
+          int(np.prod(src.image_shape)))
+  plain = mtt.unroll_memory_bytes(*args, checkpointed=False)
+  ckpt = mtt.unroll_memory_bytes(*args, checkpointed=True)
+  assert ckpt < plain
+
+  def with_memory(available):
+    monkeypatch.setattr(mtt.hardware, "available_memory_bytes", lambda: available)
+    return mtt.MTT(src, cfg)
+
+  assert not with_memory(int(plain * 10)).checkpoint_unroll
+  assert with_memory(int((plain + ckpt) / 2 / mtt._AUTO_MEMORY_FRACTION)).checkpoint_unroll
+  assert not with_memory(None).checkpoint_unroll  # unknown: the plain unroll
+  with pytest.raises(InvalidConfigError, match="batch_syn"):
+    with_memory(int(ckpt / 2))
+  # An explicit choice is kept whatever the memory.
+  monkeypatch.setattr(mtt.hardware, "available_memory_bytes", lambda: 1)
+  assert mtt.MTT(src, dataclasses.replace(cfg, checkpoint_unroll=True)).checkpoint_unroll
+  assert not mtt.MTT(src, dataclasses.replace(cfg, checkpoint_unroll=False)).checkpoint_unroll
+  with pytest.raises(InvalidConfigError, match="checkpoint_unroll"):
+    dataclasses.replace(cfg, checkpoint_unroll="yes").check()
+
+
+def test_available_memory_is_read_from_meminfo(tmp_path):
+  from tfcondense import hardware  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "meminfo"
+  path.write_text("MemTotal:       24000000 kB\nMemAvailable:    1000 kB\n")
+  assert hardware.available_memory_bytes(str(path)) == 1000 * 1024
+  path.write_text("MemTotal:       24000000 kB\n")
+  assert hardware.available_memory_bytes(str(path)) is None
+  assert hardware.available_memory_bytes(str(tmp_path / "missing")) is None

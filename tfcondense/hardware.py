@@ -83,3 +83,18 @@ def resolve_precision(precision: str, *, consider_gpu: bool = True) -> str:
     if gpus:
       return "mixed_bfloat16" if gpu_has_fast_bfloat16(gpus) else "float32"
   return fastest_cpu_precision()
+
+
+def available_memory_bytes(meminfo: str = "/proc/meminfo") -> Optional[int]:
+  """Host memory available to a new allocation (MemAvailable), None where unknown.
+
+  Read from `meminfo` rather than psutil, which the project does not depend on.
+  """
+  try:
+    with open(meminfo) as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024  # kB
+  except (OSError, ValueError, IndexError):
+    pass
+  return None

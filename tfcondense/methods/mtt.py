@@ -57,18 +57,32 @@ only its inputs (θ_{n-1}, the augmented batch, α) and is recomputed in the bac
 pass: ≈ 4 · syn_steps · (2 · P + batch_syn · H·W·C) bytes plus one step's
 intermediates (measured: +8.5 MB per student step in the setting above, 9x less),
 for ≈ 1.45x the time of a distillation step.
+
+`checkpoint_unroll="auto"` (the default) decides per run from that formula
+(`unroll_memory_bytes`): A is counted from the traced forward pass of one image (every
+floating-point op output: 1.25 M for ConvNet-3 at 32×32×3, whose measured c · A above
+is 0.95 M, hence the factor `_GRAPH_TO_TAPE`; the same at 28×28×1, which it pads to
+32×32), and the plain unroll is kept while its estimate is under
+`_AUTO_MEMORY_FRACTION` of the host's available memory, else the checkpointed one is
+used (Fashion-MNIST IPC 10: 7.6 GB, plain; IPC 50, 500 images per student step: 38 GB,
+checkpointed; the plain unroll was killed for memory at 24 GB on a 24 GiB machine).
+Where even the checkpointed unroll would not fit, the run stops before it starts and
+names `batch_syn`. With a GPU visible the host's memory says nothing about the
+device's, so "auto" keeps the plain unroll there.
 """
 from __future__ import annotations
 
 import dataclasses
 import glob
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tfcondense import atomic
+from tfcondense import hardware
 from tfcondense import progress as progress_lib
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError, check_choice
@@ -93,6 +107,12 @@ LOOPS = ("python", "while")
 
 #: syn_steps above which `loop="auto"` uses a `tf.while_loop` (shorter traces).
 _AUTO_WHILE_ABOVE = 30
+#: checkpoint_unroll="auto" keeps the plain unroll while its estimated memory is under
+#: this fraction of the host's available memory.
+_AUTO_MEMORY_FRACTION = 0.6
+#: c · A of the module docstring per traced forward-pass float (0.95 M measured / 1.25 M
+#: counted for ConvNet-3 at 32×32×3).
+_GRAPH_TO_TAPE = 0.76
 
 
 def expert_paths(directory: Optional[str]) -> List[str]:
@@ -132,7 +152,9 @@ class MTTConfig:
       "auto" (python up to 30 student steps).
     checkpoint_unroll: recompute each student step in the backward pass
       (`MTT.checkpointed_update`): memory ~ syn_steps x (P + batch pixels) instead of
-      syn_steps x batch activations, for ~1.45x the time.
+      syn_steps x batch activations, for ~1.45x the time. "auto": only where the
+      plain unroll would not fit in memory (module docstring); the choice made is
+      `MTT.checkpoint_unroll`.
     seed: everything random derives from it.
   """
 
@@ -152,7 +174,7 @@ class MTTConfig:
   strategy: str = "color_crop_cutout_flip_scale_rotate"
   aug_mode: str = "single"
   loop: str = "auto"
-  checkpoint_unroll: bool = False
+  checkpoint_unroll: Union[bool, str] = "auto"
   seed: int = 0
 
   def resolve(self, source_name: str) -> "MTTConfig":
@@ -193,6 +215,9 @@ class MTTConfig:
       raise InvalidConfigError(f"lr_lr must be >= 0 (0 freezes syn_lr), got {self.lr_lr}")
     check_choice("aug_mode", self.aug_mode, AUG_MODES)
     check_choice("loop", self.loop, LOOPS + ("auto",))
+    if self.checkpoint_unroll not in (True, False, "auto"):
+      raise InvalidConfigError(
+          f"checkpoint_unroll must be True, False or 'auto', got {self.checkpoint_unroll!r}")
     dsa_ops.parse_strategy(self.strategy)  # raises with the known op names
 
   def as_dict(self) -> Dict[str, Any]:
@@ -287,6 +312,41 @@ def trajectory_loss(theta_end, theta_start, theta_target) -> tf.Tensor:
   return num / den
 
 
+_NOT_ACTIVATIONS = frozenset({"Const", "ReadVariableOp", "Identity", "Placeholder", "NoOp",
+                               "Shape", "Reshape"})
+
+
+def forward_floats(model, image_shape: Sequence[int]) -> int:
+  """Floating-point values one image's training-mode forward pass computes.
+
+  Counted over the outputs of the traced graph's ops (variable reads, constants and
+  reshapes excluded): the A of the module docstring's memory formula, up to the
+  `_GRAPH_TO_TAPE` factor.
+  """
+  spec = tf.TensorSpec((1,) + tuple(int(d) for d in image_shape), tf.float32)
+  graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(spec).graph
+  return int(sum(t.shape.num_elements() for op in graph.get_operations()
+                 if op.type not in _NOT_ACTIVATIONS for t in op.outputs
+                 if t.dtype.is_floating and t.shape.is_fully_defined()))
+
+
+def unroll_memory_bytes(syn_steps: int, batch_syn: int, forward: int, num_params: int,
+                        image_size: int, checkpointed: bool) -> float:
+  """Estimated memory of one distillation step's unroll (module docstring).
+
+  Args:
+    syn_steps, batch_syn: as MTTConfig (batch_syn resolved to a number).
+    forward: `forward_floats` of the student.
+    num_params: P, the student's parameter count.
+    image_size: H·W·C of one image.
+    checkpointed: whether each student step is recomputed in the backward pass.
+  """
+  step_activations = _GRAPH_TO_TAPE * batch_syn * forward
+  if checkpointed:
+    return 4.0 * (syn_steps * (2 * num_params + batch_syn * image_size) + step_activations)
+  return 4.0 * syn_steps * (step_activations + 3 * num_params)
+
+
 def _load_experts(paths: Sequence[str], num_params: int):
   """Memory-maps the expert files; returns (arrays, rows common to all)."""
   arrays = []
@@ -351,9 +411,38 @@ class MTT:
     self._pixel_lr = base.normalised_lr(cfg.lr_img, source.std)
     num_syn = int(self.synthetic.images.shape[0])
     self.batch_syn = min(int(cfg.batch_syn or num_syn), num_syn)
+    #: Whether the unroll is checkpointed (config's checkpoint_unroll, "auto" resolved).
+    self.checkpoint_unroll = self._choose_checkpointing(source)
     self._augment = Augment(cfg.strategy, cfg.aug_mode)
     self._seed = tf.constant([cfg.seed, 0x377], tf.int64)
     self._step_fn = tf.function(self._distill_step)
+
+  def _choose_checkpointing(self, source) -> bool:
+    """Resolves checkpoint_unroll="auto" from the memory estimates (module docstring)."""
+    cfg = self.config
+    if cfg.checkpoint_unroll != "auto":
+      return bool(cfg.checkpoint_unroll)
+    available = hardware.available_memory_bytes()
+    if available is None or tf.config.list_physical_devices("GPU"):
+      return False
+    forward = forward_floats(self.model, source.image_shape)
+    args = (cfg.syn_steps, self.batch_syn, forward, self.student.num_params,
+            int(np.prod(source.image_shape)))
+    plain = unroll_memory_bytes(*args, checkpointed=False)
+    if plain <= _AUTO_MEMORY_FRACTION * available:
+      return False
+    checkpointed = unroll_memory_bytes(*args, checkpointed=True)
+    gib = 2.0 ** 30
+    if checkpointed > _AUTO_MEMORY_FRACTION * available:
+      raise InvalidConfigError(
+          f"MTT's unroll of {cfg.syn_steps} student steps on {self.batch_syn} images needs "
+          f"about {plain / gib:.1f} GiB ({checkpointed / gib:.1f} GiB checkpointed), more "
+          f"than this machine's {available / gib:.1f} GiB available; lower batch_syn "
+          "(images per student step) or syn_steps")
+    logging.info("MTT: checkpointing the unroll (plain: about %.1f GiB of %.1f GiB "
+                 "available; checkpointed: %.1f GiB)", plain / gib, available / gib,
+                 checkpointed / gib)
+    return True
 
   # -- state -------------------------------------------------------------------------
   def checkpoint_items(self) -> Dict[str, Any]:
@@ -448,7 +537,7 @@ class MTT:
     def one(theta, i):
       x, y = self._minibatch(x_all, y_all, seed, i)
       x = self._augment(x, base.fold(seed, 2, tf.cast(i, tf.int64)))
-      if cfg.checkpoint_unroll:
+      if self.checkpoint_unroll:
         # An op inside the loop body: the recomputation in the backward pass of a
         # while loop cannot reference a tensor captured from outside the body.
         return self.checkpointed_update(theta, x, tf.identity(y), lr)
