@@ -437,7 +437,8 @@ class MTT:
       raise InvalidConfigError(
           f"MTT's unroll of {cfg.syn_steps} student steps on {self.batch_syn} images needs "
           f"about {plain / gib:.1f} GiB ({checkpointed / gib:.1f} GiB checkpointed), more "
-          f"than this machine's {available / gib:.1f} GiB available; lower batch_syn "
+          f"than {_AUTO_MEMORY_FRACTION:.0%} of this machine's {available / gib:.1f} GiB "
+          "available; lower batch_syn "
           "(images per student step) or syn_steps")
     logging.info("MTT: checkpointing the unroll (plain: about %.1f GiB of %.1f GiB "
                  "available; checkpointed: %.1f GiB)", plain / gib, available / gib,
