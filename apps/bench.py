@@ -19,8 +19,8 @@ written at the end, or alone with
 
 The real run on this 2-core CPU (budget `cpu`: full data, IPC 1/10/50 for random,
 kcenter, dc, dsa, dm, mtt, kip, idc with 15 minutes of condensation per set, `quick`
-evaluations with 2 models, in mixed bfloat16 where the CPU has native bfloat16 and
-float32 elsewhere; the IPC sweep to 500; 30 NAS-Bench-201
+evaluations with 2 models, all in float32 so that cells made on differently equipped
+machines compare (budgets.py); the IPC sweep to 500; 30 NAS-Bench-201
 architectures; DM from random / K-Center / noise init; cost of 8 methods), for
 BENCHMARKS.md (its report and JSON land in benchmarks/results/bench_fashion_mnist/):
 
@@ -31,7 +31,7 @@ BENCHMARKS.md (its report and JSON land in benchmarks/results/bench_fashion_mnis
 Estimated wall-clock on this machine with nothing else running. Training-step times in
 mixed bfloat16 at batch 64 on the AMD EPYC with native bfloat16 (CPU seconds measured
 there on a busy machine, halved for the two cores, which gives ConvNet-3's 0.10 s of
-BENCHMARKS.md; float32 on a CPU without it is about 1.4x slower): ConvNet-3 0.10 s,
+BENCHMARKS.md; float32, which the budget uses, is about 1.4x slower): ConvNet-3 0.10 s,
 ResNet-10/18 0.13 s, EfficientNet-B0 0.4 s, ResNetAP-10 0.5 s, DenseNet-121 0.7 s, ViT
 1.2 s, ResNet-152 about 2.5 s (not measured: scaled from ResNetAP-10 by FLOPs). Then:
 condensation of the 18 synthesis sets at IPC 1/10/50, 4.5 h (15 min each),
@@ -41,8 +41,10 @@ about 1.5 h, plus 1.5 h for the DM and IDC sets at IPC 100/200/500; transfer, 48
 evaluations, about 6.5 h (ResNet-152 alone about 3 h); nas, 30 ground-truth trainings
 of 3000 steps on the full data and 150 proxy trainings, about 3.5 h; init, three DM runs
 of 1500 iterations and 21 evaluations, about 1.5 h; cost, 24 cells, 1-2 h. About a day
-in all. Suites run one at a time (`--suite nas`), in any order, and share the sets;
-transfer is the longest, so run it last if time is short.
+in all in bfloat16, so 1.3 days in float32, less the 4.5 h of IPC 1/10/50 sets where
+--sets_from finds them (scripts/run_benchmarks.sh reads the methods benchmark's). Suites
+run one at a time (`--suite nas`), in any order, and share the sets; transfer is the
+longest, so run it last if time is short.
 """
 from __future__ import annotations
 

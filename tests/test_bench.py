@@ -51,6 +51,16 @@ def test_budget_check_names_the_bad_entry_and_protocols_resolve():
   assert set(budgets.BUDGETS.get("cpu").transfer_models) == set(budgets.TRANSFER_MODELS)
 
 
+def test_cpu_budget_precision_is_the_same_on_every_machine():
+  # The real run's cells are made over many sessions on whichever CPU is lent; a
+  # per-machine precision would give cells of one run specs that never match.
+  cpu = budgets.BUDGETS.get("cpu")
+  fields = ("eval_protocol", "sweep_protocol", "nas_protocol", "nas_full_protocol",
+            "init_protocol")
+  assert {cpu.protocol(f).precision for f in fields} == {"float32"}
+  assert cpu.condense_precision == "float32"
+
+
 # -- NAS-Bench-201 architectures --------------------------------------------------------
 
 def test_arch_strings_parse_canonicalise_and_enumerate():
