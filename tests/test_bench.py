@@ -543,6 +543,23 @@ def test_small_budget_runs_every_suite_and_writes_the_report(small_run):
   print(f"small budget end to end: {seconds:.0f} s")
 
 
+def test_cost_benchmark_rows_come_from_the_bench_cost_cells(small_run):
+  from tfcondense.bench import cost
+  cwd, _, _ = small_run
+  root = cwd / "runs" / "bench" / "small"
+  cells = sorted((root / "cells" / "fashion_mnist" / "cost").glob("*.json"))
+  rows = cost.rows_from_bench(str(root))
+  assert [r["method"] for r in rows] == ["kcenter", "dm"]  # selection first, as Table 8
+  by_cell = {r["bench_cell"]: r for r in rows}
+  assert sorted(by_cell) == [p.stem for p in cells]
+  for p in cells:
+    r, cell = by_cell[p.stem], json.loads(p.read_text())
+    assert (r["method"], r["ipc"]) == (cell["spec"]["method"], cell["spec"]["ipc"])
+    assert r["seconds_per_iteration"] == cell["result"]["seconds_per_iteration"] > 0
+    assert r["precision"] == cell["spec"]["precision"]
+  assert cost.rows_from_bench(str(root / "nowhere")) == []
+
+
 def test_rerun_computes_only_missing_cells_and_refuses_other_settings(small_run):
   cwd, _, _ = small_run
   cells = cwd / "runs" / "bench" / "small" / "cells" / "fashion_mnist"

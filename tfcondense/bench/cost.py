@@ -23,7 +23,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -115,6 +115,37 @@ def measure(source, method: str, ipc: int, *, steps: int = 5, warmup: int = 1,
   return dict(seconds_per_iteration=float(np.median(times)), all_seconds=times,
               unit="iteration", peak_rss_mb=peak_mb(), baseline_rss_mb=base_rss,
               memory_mb=max(0.0, peak_mb() - base_rss), config=cfg.as_dict())
+
+
+#: Row order of `rows_from_bench`: selection first, then by cost as DC-BENCH Table 8.
+_ORDER = ("kcenter", "dc", "dsa", "dm", "mtt", "kip", "idc", "idc_i")
+
+
+def rows_from_bench(out_dir: str, source: str = "fashion_mnist") -> List[Dict[str, Any]]:
+  """`benchmarks/cost.py`'s rows from the `cost` cells of an `apps.bench` run.
+
+  Args:
+    out_dir: the run's `--out` directory (cells under `cells/<source>/cost/`).
+    source: the source whose cells to read.
+
+  Returns:
+    One flat dict per cell (method, ipc, precision, steps, warmup, isolated,
+    cell_seconds, dcbench_a100_cifar10_seconds, bench_cell and the measurement),
+    ordered by IPC, then method.
+  """
+  from tfcondense.bench.store import CellStore  # pylint: disable=g-import-not-at-top
+  rows = []
+  for cell in CellStore(out_dir).cells(source, "cost"):
+    spec, res = cell["spec"], dict(cell["result"])
+    for k in ("method", "ipc", "isolated", "dcbench_a100_cifar10_seconds"):
+      res.pop(k, None)
+    rows.append(dict(method=spec["method"], ipc=spec["ipc"], precision=spec["precision"],
+                     steps=spec["steps"], warmup=spec["warmup"], isolated=spec["isolated"],
+                     cell_seconds=cell.get("cell_seconds"),
+                     dcbench_a100_cifar10_seconds=dcbench_a100(spec["method"], spec["ipc"]),
+                     bench_cell=cell["key"], **res))
+  rank = {m: i for i, m in enumerate(_ORDER)}
+  return sorted(rows, key=lambda r: (r["ipc"], rank.get(r["method"], len(rank)), r["method"]))
 
 
 def measure_isolated(source_name: str, method: str, ipc: int, *,
