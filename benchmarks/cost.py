@@ -39,7 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _METHODS = flags.DEFINE_list("methods", ["dm", "kip", "mtt", "idc", "idc_i", "dc", "dsa",
                                          "kcenter"], "Methods.")
 _IPCS = flags.DEFINE_list("ipcs", ["1", "10", "50"], "IPCs.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed iterations (DC / DSA: 1).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed iterations (DC / DSA: until they add up "
+                              "to a minute, so 1 from IPC 10 on).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed iterations first (tracing).")
 _PRECISION = flags.DEFINE_string("precision", "float32", "Network precision.")
 _FROM_BENCH = flags.DEFINE_string(

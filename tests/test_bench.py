@@ -543,6 +543,18 @@ def test_small_budget_runs_every_suite_and_writes_the_report(small_run):
   print(f"small budget end to end: {seconds:.0f} s")
 
 
+def test_cost_times_warmup_apart_and_long_iterations_stop_early():
+  from tfcondense.bench import cost
+  calls = []
+  times = cost.time_iterations(calls.append, warmup=2, steps=3)
+  assert calls == [0, 1, 2, 3, 4] and len(times) == 3 and min(times) >= 0
+  calls.clear()
+  times = cost.time_iterations(lambda i: (calls.append(i), time.sleep(0.02)), warmup=1,
+                               steps=5, stop_after=0.03)
+  assert calls == [0, 1, 2] and len(times) == 2  # two timed sleeps pass 0.03 s
+  assert len(cost.time_iterations(calls.append, 0, 5, stop_after=0.0)) == 1
+
+
 def test_cost_benchmark_rows_come_from_the_bench_cost_cells(small_run):
   from tfcondense.bench import cost
   cwd, _, _ = small_run

@@ -112,7 +112,8 @@ class Budget:
   init_ipc: int = 10
   init_marks: Tuple[int, ...] = (0, 50, 100, 200, 400, 800, 1500)
   init_protocol: ProtocolSpec = ("quick", ())
-  cost_methods: Tuple[str, ...] = ("kcenter", "dc", "dsa", "dm", "mtt", "kip", "idc", "idc_i")
+  # DC and DSA last: from IPC 10 on, one of their iterations takes minutes (30 at IPC 50).
+  cost_methods: Tuple[str, ...] = ("kcenter", "dm", "mtt", "kip", "idc", "idc_i", "dc", "dsa")
   cost_ipcs: Tuple[int, ...] = (1, 10, 50)
   cost_steps: int = 5
   cost_warmup: int = 1

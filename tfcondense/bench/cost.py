@@ -35,6 +35,10 @@ DCBENCH_A100 = {"dc": (0.16, 3.31, 15.74), "dsa": (0.22, 4.47, 20.13),
                 "kcenter": (0.0012, 0.015, 0.05)}
 
 
+#: DC / DSA time iterations only until they add up to this many seconds (see `measure`).
+_LONG_SECONDS = 60.0
+
+
 def dcbench_a100(method: str, ipc: int) -> Optional[float]:
   vals = DCBENCH_A100.get(method)
   return None if vals is None or ipc not in (1, 10, 50) else vals[(1, 10, 50).index(ipc)]
@@ -49,6 +53,32 @@ def peak_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def time_iterations(step, warmup: int, steps: int,
+                    stop_after: Optional[float] = None) -> List[float]:
+  """Calls `step(i)` for i = 0, 1, ...: `warmup` untimed, then up to `steps` timed.
+
+  Args:
+    step: one iteration of the method, given its index.
+    warmup: untimed calls first (tracing).
+    steps: timed calls at most.
+    stop_after: stop once the timed calls add up to this many seconds (None: never);
+      at least one is always timed.
+
+  Returns:
+    The seconds of each timed call.
+  """
+  for i in range(int(warmup)):
+    step(i)
+  times = []
+  for i in range(int(warmup), int(warmup) + max(1, int(steps))):
+    t0 = time.perf_counter()
+    step(i)
+    times.append(time.perf_counter() - t0)
+    if stop_after is not None and sum(times) >= stop_after:
+      break
+  return times
+
+
 def measure(source, method: str, ipc: int, *, steps: int = 5, warmup: int = 1,
             precision: str = "float32", cache_dir: Optional[str] = None,
             overrides: Optional[Dict[str, Any]] = None, show_progress: bool = False,
@@ -59,7 +89,9 @@ def measure(source, method: str, ipc: int, *, steps: int = 5, warmup: int = 1,
     source: the SourceData.
     method: kcenter or a synthesis method name.
     ipc: stored images per class.
-    steps: timed iterations (DC / DSA: 1, their iterations are long).
+    steps: timed iterations. DC / DSA stop early once their timed iterations add up
+      to `_LONG_SECONDS` (one of theirs takes 2.5-30 minutes from IPC 10 on; at IPC 1,
+      seconds, where a single sample would be noise).
     warmup: untimed iterations first (tracing).
     precision: network precision of methods that have one.
     cache_dir: embedding cache (kcenter, kcenter init) and MTT experts.
@@ -104,14 +136,8 @@ def measure(source, method: str, ipc: int, *, steps: int = 5, warmup: int = 1,
   cfg = condense_lib.make_config(method, source.name, ipc, **values)
   obj = spec.build(source, cfg, {"cache_dir": cache_dir} if cache_dir else None)
   base_rss = rss_mb()
-  steps = 1 if method in ("dc", "dsa") else int(steps)
-  for s in range(warmup):
-    obj.step(s)
-  times = []
-  for s in range(warmup, warmup + steps):
-    t0 = time.perf_counter()
-    obj.step(s)
-    times.append(time.perf_counter() - t0)
+  times = time_iterations(obj.step, warmup, steps,
+                          _LONG_SECONDS if method in ("dc", "dsa") else None)
   return dict(seconds_per_iteration=float(np.median(times)), all_seconds=times,
               unit="iteration", peak_rss_mb=peak_mb(), baseline_rss_mb=base_rss,
               memory_mb=max(0.0, peak_mb() - base_rss), config=cfg.as_dict())
