@@ -112,7 +112,7 @@ class Budget:
   init_ipc: int = 10
   init_marks: Tuple[int, ...] = (0, 50, 100, 200, 400, 800, 1500)
   init_protocol: ProtocolSpec = ("quick", ())
-  # DC and DSA last: from IPC 10 on, one of their iterations takes minutes (30 at IPC 50).
+  # DC and DSA last: from IPC 10 on, one of their iterations takes minutes (15 at IPC 50).
   cost_methods: Tuple[str, ...] = ("kcenter", "dm", "mtt", "kip", "idc", "idc_i", "dc", "dsa")
   cost_ipcs: Tuple[int, ...] = (1, 10, 50)
   cost_steps: int = 5

@@ -90,7 +90,7 @@ def measure(source, method: str, ipc: int, *, steps: int = 5, warmup: int = 1,
     method: kcenter or a synthesis method name.
     ipc: stored images per class.
     steps: timed iterations. DC / DSA stop early once their timed iterations add up
-      to `_LONG_SECONDS` (one of theirs takes 2.5-30 minutes from IPC 10 on; at IPC 1,
+      to `_LONG_SECONDS` (one of theirs takes 2.5-15 minutes from IPC 10 on; at IPC 1,
       seconds, where a single sample would be noise).
     warmup: untimed iterations first (tracing).
     precision: network precision of methods that have one.
