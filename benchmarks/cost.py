@@ -49,6 +49,14 @@ _FROM_BENCH = flags.DEFINE_string(
 _OUT = "cost.json"
 
 
+def _line(row) -> str:
+  """One row as the line this script prints."""
+  memory = ("memory not isolated" if row.get("memory_mb") is None else
+            f"{row['memory_mb']:.0f} MB above baseline (peak {row['peak_rss_mb']:.0f} MB)")
+  return (f"{row['method']}@{row['ipc']}: {row['seconds_per_iteration']:.3f} s per "
+          f"{row['unit']}, {memory}")
+
+
 def main(argv):
   del argv
   path = os.path.join(_util.RESULTS, _OUT)
@@ -61,10 +69,7 @@ def main(argv):
                                 command=f"python -m benchmarks.cost --from_bench "
                                         f"{_FROM_BENCH.value}"))
     for r in rows:
-      memory = ("memory not isolated" if r.get("memory_mb") is None else
-                f"{r['memory_mb']:.0f} MB above baseline (peak {r['peak_rss_mb']:.0f} MB)")
-      print(f"{r['method']}@{r['ipc']}: {r['seconds_per_iteration']:.3f} s per {r['unit']}, "
-            f"{memory}")
+      print(_line(r))
     print(f"wrote {path} from {len(rows)} bench cells")
     return
   rows = json.load(open(path))["rows"] if os.path.exists(path) else []
@@ -87,8 +92,7 @@ def main(argv):
                        **res))
       _util.write_json(_OUT, dict(machine=_util.machine(), command="python -m benchmarks.cost",
                                   source="fashion_mnist", rows=rows))
-      print(f"{method}@{ipc}: {res['seconds_per_iteration']:.3f} s per {res['unit']}, "
-            f"{res['memory_mb']:.0f} MB above baseline (peak {res['peak_rss_mb']:.0f} MB)")
+      print(_line(rows[-1]))
   print(f"wrote {path}")
 
 
