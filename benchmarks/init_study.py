@@ -14,6 +14,9 @@ benchmarks/results/init_study.json and the curves to benchmarks/results/init_stu
 The snapshots and the chart come from `tfcondense.bench` (shared with
 `apps.bench --suite init`, whose `cpu` budget runs exactly this study: with
 `--from_bench DIR` the rows are read from that run's cells instead of computed again).
+The two kinds of rows live side by side in the JSON: `--from_bench` replaces only the
+rows that came from bench cells (they carry `bench_cell`), a computed run appends its
+own, and `commands` lists every command that contributed.
 """
 from __future__ import annotations
 
@@ -41,6 +44,21 @@ _FROM_BENCH = flags.DEFINE_string(
     "from_bench", None, "An apps.bench output directory (--out) whose `init` cells to report "
     "instead of computing the study here.")
 _OUT = "init_study.json"
+
+
+def _existing(path):
+  """(rows, commands) of the JSON at `path` (empty when there is none)."""
+  if not os.path.exists(path):
+    return [], []
+  with open(path) as f:
+    old = json.load(f)
+  commands = old.get("commands") or ([old["command"]] if old.get("command") else [])
+  return old.get("rows", []), commands
+
+
+def _payload(rows, commands, command):
+  commands = list(commands) + ([command] if command not in commands else [])
+  return dict(machine=_util.machine(), commands=commands, rows=rows)
 
 
 def _rows_from_bench(out_dir):
@@ -77,18 +95,24 @@ def main(argv):
   path = os.path.join(_util.RESULTS, _OUT)
   png = os.path.join(_util.RESULTS, "init_study.png")
   if _FROM_BENCH.value:
-    rows = _rows_from_bench(_FROM_BENCH.value)
-    if not rows:
+    bench_rows = _rows_from_bench(_FROM_BENCH.value)
+    if not bench_rows:
       raise app.UsageError(f"no init cells under {_FROM_BENCH.value}; run apps.bench "
                            "--suite init there first")
-    _util.write_json(_OUT, dict(machine=_util.machine(), rows=rows,
-                                command=f"python -m benchmarks.init_study --from_bench "
-                                        f"{_FROM_BENCH.value}"))
+    old_rows, commands = _existing(path)
+    rows = [r for r in old_rows if "bench_cell" not in r] + bench_rows
+    _util.write_json(_OUT, _payload(
+        rows, commands, f"python -m benchmarks.init_study --from_bench {_FROM_BENCH.value}"))
     _plot(rows, png)
-    print(f"wrote {path} and {png} from {len(rows)} bench cells")
+    print(f"wrote {path} and {png} from {len(bench_rows)} bench cells "
+          f"and {len(rows) - len(bench_rows)} rows computed here")
     return
   source = data.load_source("fashion_mnist")
-  rows = json.load(open(path))["rows"] if os.path.exists(path) else []
+  rows, commands = _existing(path)
+  command = ("python -m benchmarks.init_study --methods " + ",".join(_METHODS.value)
+             + " --inits " + ",".join(_INITS.value) + f" --ipc {_IPC.value} --marks "
+             + ",".join(_MARKS.value) + f" --repetitions {_REPS.value} --precision "
+             + _PRECISION.value)
   marks = sorted(int(m) for m in _MARKS.value)
   protocol = ev.get_protocol("quick", precision=_PRECISION.value)
   for method in _METHODS.value:
@@ -116,8 +140,7 @@ def main(argv):
         rows.append(dict(method=method, init=init, ipc=_IPC.value, iteration=m,
                          acc_mean=res.best_mean, acc_std=res.best_std, protocol="quick",
                          precision=protocol.precision, repetitions=_REPS.value))
-        _util.write_json(_OUT, dict(machine=_util.machine(),
-                                    command="python -m benchmarks.init_study", rows=rows))
+        _util.write_json(_OUT, _payload(rows, commands, command))
         print(f"{method}/{init} @ {m}: {res}")
   if rows:
     _plot(rows, png)
