@@ -398,6 +398,24 @@ def _fabricate_cells(root):
   return truth, proxy
 
 
+def test_init_chart_floors_only_an_initialisation_far_below_the_rest(tmp_path):
+  from tfcondense.bench import plots
+  noise = [(0, 9.9), (50, 71.7), (1500, 78.8)]
+  random = [(0, 75.9), (50, 79.1), (1500, 80.1)]
+  # The chance-level noise initialisation goes; the lowest kept point sets the floor.
+  assert plots.off_scale_floor(noise + random) == pytest.approx(71.7 - 3.0)
+  # Nothing is that far below: no floor, even when an init scores under later points.
+  assert plots.off_scale_floor(random) is None
+  assert plots.off_scale_floor([(0, 60.0), (50, 74.0)]) is None
+  assert plots.off_scale_floor([(0, 10.0)]) is None
+  # A later point is never floored, however low.
+  assert plots.off_scale_floor([(0, 70.0), (50, 12.0), (100, 75.0)]) is None
+  png = plots.init_curves({"dm": {"noise": [p + (0.5,) for p in noise],
+                                  "random": [p + (0.5,) for p in random]}},
+                          str(tmp_path / "init.png"), "t")
+  assert os.path.getsize(png) > 0
+
+
 def test_report_derives_dcbench_numbers_from_cells(tmp_path):
   from scipy import stats
   truth, proxy = _fabricate_cells(tmp_path)

@@ -193,13 +193,38 @@ def rank_scatter(panels: Dict[str, Tuple[np.ndarray, np.ndarray, str]], path: st
   return save(fig, path)
 
 
+def off_scale_floor(points: Sequence[Tuple[int, float]], gap: float = 15.0,
+                    margin: float = 3.0) -> Optional[float]:
+  """The lower y-limit of an init chart whose initialisations score far below the rest.
+
+  A noise initialisation scores chance (10%) before the first step, which would squeeze
+  the curves that matter into the top tenth of the chart. Initialisation points (iteration
+  0) more than `gap` below every later point are drawn at the floor instead, marked.
+
+  Args:
+    points: (iteration, accuracy) of every curve of one panel.
+
+  Returns:
+    The floor (the lowest point kept, less `margin`), or None when nothing is that low.
+  """
+  later = [y for it, y in points if it > 0]
+  if not later:
+    return None
+  kept = [y for it, y in points if it > 0 or y >= min(later) - gap]
+  if len(kept) == len(points):
+    return None
+  return min(kept) - margin
+
+
 def init_curves(curves: Dict[str, Dict[str, List[Tuple[int, float, float]]]], path: str,
                 title: str) -> str:
   """Accuracy against condensation iterations, one panel per method, a line per init.
 
   Args:
     curves: method -> init -> [(iteration, mean, std), ...]; iteration 0 (the
-      initialisation itself) is drawn at the left edge of the log axis.
+      initialisation itself) is drawn at the left edge of the log axis; one far below
+      the rest (noise) is drawn at the panel's floor, marked and labelled with its value
+      (see `off_scale_floor`).
   """
   plt = _plt()
   fig, axes = plt.subplots(1, len(curves), figsize=(5.6 * len(curves), 4.0), squeeze=False)
@@ -209,13 +234,22 @@ def init_curves(curves: Dict[str, Dict[str, List[Tuple[int, float, float]]]], pa
     marks = sorted({p[0] for pts in per_init.values() for p in pts})
     positive = [m for m in marks if m > 0]
     zero_at = (min(positive) / 2.0) if positive else 1.0
+    floor = off_scale_floor([(p[0], p[1]) for pts in per_init.values() for p in pts])
     for init in inits:
       pts = sorted(per_init.get(init, []))
       if not pts:
         continue
       x, y, e = (np.array(v, np.float64) for v in zip(*pts))
-      ax.errorbar(np.where(x > 0, x, zero_at), y, yerr=e, marker="o", capsize=3,
-                  color=col[init], label=f"{init} init")
+      xs = np.where(x > 0, x, zero_at)
+      low = (y < floor) if floor is not None else np.zeros_like(y, bool)
+      ax.errorbar(xs, np.where(low, floor, y), yerr=np.where(low, 0.0, e), marker="o",
+                  capsize=3, color=col[init], label=f"{init} init")
+      for xi, yi in zip(xs[low], y[low]):
+        ax.plot([xi], [floor], marker="v", markersize=11, color=col[init])
+        ax.annotate(f"{yi:.1f}% (off scale)", (xi, floor), xytext=(12, -4),
+                    textcoords="offset points", fontsize=8, color=col[init])
+    if floor is not None:
+      ax.set_ylim(bottom=floor - 0.5)
     ax.set_xscale("log")
     ticks = [zero_at] + positive
     ax.set_xticks(ticks)
