@@ -39,6 +39,27 @@ def test_mix_tiles_places_each_image_in_its_tile():
   np.testing.assert_allclose(out[0, 2:, :, 0], 0.2, atol=1e-6)
 
 
+def test_random_init_under_multi_formation_warns_that_formed_images_are_crops(caplog):
+  src = quadrant_source()
+  form = formation.make_formation("uniform", 2)
+  with caplog.at_level("WARNING"):
+    s = synthetic.SyntheticSet.initialize(src, 2, form, init="random", seed=3)
+  assert "1/4 crop" in caplog.text and "`mix`" in caplog.text
+  fx, fy = s.formed_numpy()
+  # Each formed image is a quarter of one real image: most miss their class's blob.
+  assert sum(_brightest_quadrant(x) == y for x, y in zip(fx, fy)) < len(fy) // 2
+
+
+def test_init_study_random_means_mix_for_a_multi_formation_method(tmp_path):
+  from tfcondense.bench import init_study
+  src = quadrant_source()
+  paths = init_study.snapshots(src, "idc", "random", 2, [0], workdir=str(tmp_path / "w"),
+                               show_progress=False)
+  fx, fy = init_study.load_snapshot(paths[0])
+  assert fx.shape == (32, 16, 16, 1)
+  assert [_brightest_quadrant(x) for x in fx] == fy.tolist()
+
+
 @pytest.mark.parametrize("init", ["random", "kcenter", "herding"])
 def test_real_inits_take_images_of_the_right_class(init, tmp_path):
   src = quadrant_source()

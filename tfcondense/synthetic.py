@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -68,6 +69,12 @@ def mix_tiles(images: np.ndarray, grid: Tuple[int, int], out_shape) -> np.ndarra
 
 @INITS.register("random")
 def _init_random(source, ipc, formation, seed, **unused):
+  grid = tile_grid(formation)
+  if grid[0] * grid[1] > 1:
+    logging.warning(
+        "init `random` stores whole real images, so each of the %d images formed from one "
+        "is a 1/%d crop of it; `mix` (IDC's init) packs %d real images into each instead",
+        grid[0] * grid[1], grid[0] * grid[1], grid[0] * grid[1])
   rng = np.random.default_rng(seed)
   return np.concatenate([source.sample_class(c, ipc, rng) for c in range(source.num_classes)])
 
