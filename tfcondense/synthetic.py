@@ -69,12 +69,13 @@ def mix_tiles(images: np.ndarray, grid: Tuple[int, int], out_shape) -> np.ndarra
 
 @INITS.register("random")
 def _init_random(source, ipc, formation, seed, **unused):
-  grid = tile_grid(formation)
-  if grid[0] * grid[1] > 1:
+  rows, cols = tile_grid(formation)
+  k = rows * cols
+  if k > 1:
     logging.warning(
         "init `random` stores whole real images, so each of the %d images formed from one "
         "is a 1/%d crop of it; `mix` (IDC's init) packs %d real images into each instead",
-        grid[0] * grid[1], grid[0] * grid[1], grid[0] * grid[1])
+        k, k, k)
   rng = np.random.default_rng(seed)
   return np.concatenate([source.sample_class(c, ipc, rng) for c in range(source.num_classes)])
 
