@@ -62,7 +62,10 @@ for step in "${steps[@]}"; do
     # there and report its cells as the study's JSON and plot.
     init)      run apps.bench --suite init "${bench[@]}" --noreport
                run benchmarks.init_study --from_bench "$bench_out" ;;
-    bench)     run apps.bench --suite all "${bench[@]}" --screenshot ;;
+    # Every suite; transfer (about 6.5 of the remaining hours, ResNet-152 half of it)
+    # last, so that the sessions before it finish every other suite's findings.
+    bench)     run apps.bench --suite augmentation,compression,nas,init,cost,transfer \
+                   "${bench[@]}" --screenshot ;;
     continual) run benchmarks.continual ;;
     *) echo "unknown step $step (methods prebuilt roundtrip speech cost init bench continual)" >&2
        exit 2 ;;

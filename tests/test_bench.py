@@ -614,6 +614,35 @@ def test_rerun_computes_only_missing_cells_and_refuses_other_settings(small_run)
   assert out.returncode == 0 and "report:" in out.stdout and "(39 cells, 6 charts)" in out.stdout
 
 
+def test_a_set_is_made_only_when_a_cell_needs_its_images():
+  from tfcondense.bench import context  # pylint: disable=g-import-not-at-top
+  calls = []
+
+  def make():
+    calls.append(1)
+    return np.zeros((2, 4, 4, 1), np.float32), np.array([0, 1]), {"m": 1}
+
+  cset = context.CondensedSet("dm", 1, None, None, {"method": "dm"}, make=make)
+  assert not cset.made and calls == [] and cset.spec == {"method": "dm"}
+  assert cset.images.shape == (2, 4, 4, 1) and list(cset.labels) == [0, 1]
+  assert cset.meta == {"m": 1} and cset.made and calls == [1]  # made once
+  with pytest.raises(ValueError, match="needs images"):
+    context.CondensedSet("dm", 1, None, None, {})
+
+
+def test_stored_cells_need_no_set_a_fresh_work_dir_makes_nothing(small_run, tmp_path):
+  # A fresh checkout of a benchmark spread over sessions: the cells are committed, the
+  # work directory (sets, checkpoints) is gone. Nothing may be selected or condensed.
+  cwd, _, _ = small_run
+  fresh = tmp_path / "fresh_work"
+  out, _ = _run("--suite", "all", "--source", "fashion_mnist", "--budget", "small",
+                "--work_dir", str(fresh), "--noreport", cwd=str(cwd))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "selected" not in out.stdout and "condensed" not in out.stdout, out.stdout[-2000:]
+  assert " over 1 runs; " not in out.stdout  # no evaluation either
+  assert not (fresh / "sets").exists() and not (fresh / "condense").exists()
+
+
 def test_sets_from_evaluates_a_set_made_elsewhere_and_refuses_the_wrong_one(small_run, tmp_path):
   cwd, _, _ = small_run
   sets = cwd / "runs" / "bench" / "small" / "work" / "sets"

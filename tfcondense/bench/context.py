@@ -58,24 +58,58 @@ def source_view(name: str, train_per_class: Optional[int] = None,
       test_images=source.test_images[te], test_labels=source.test_labels[te])
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
 class CondensedSet:
   """Training images of one method at one IPC (formed images for IDC-like methods).
+
+  A set that is not on disk yet is made only when its images are first read: its
+  `spec` (what keys the cells) is known without them, so a resumed benchmark whose
+  cells are all stored selects and condenses nothing -- on a fresh checkout, where the
+  work directory is empty, that saves every K-Center selection and 15-minute
+  condensation behind cells already committed.
 
   Attributes:
     method: method name (or "full").
     ipc: stored images per class (None for the full set).
-    images, labels: what a network trains on.
+    images, labels: what a network trains on (made on first access if need be).
     spec: what identifies the set (method, ipc, settings), part of every cell spec.
     meta: the artifact's metadata (budget, storage, ...).
   """
 
-  method: str
-  ipc: Optional[int]
-  images: np.ndarray
-  labels: np.ndarray
-  spec: Dict[str, Any]
-  meta: Dict[str, Any]
+  def __init__(self, method: str, ipc: Optional[int], images: Optional[np.ndarray],
+               labels: Optional[np.ndarray], spec: Dict[str, Any],
+               meta: Optional[Dict[str, Any]] = None, *,
+               make: Optional[Callable[[], Tuple[np.ndarray, np.ndarray,
+                                                 Dict[str, Any]]]] = None):
+    if make is None and (images is None or labels is None):
+      raise ValueError("CondensedSet needs images and labels, or `make` to produce them")
+    self.method = method
+    self.ipc = ipc
+    self.spec = spec
+    self._data = None if make is not None else (images, labels, dict(meta or {}))
+    self._make = make
+
+  @property
+  def made(self) -> bool:
+    """Whether the images are in memory (False until a deferred set is first read)."""
+    return self._data is not None
+
+  def _get(self):
+    if self._data is None:
+      self._data = self._make()
+      self._make = None
+    return self._data
+
+  @property
+  def images(self) -> np.ndarray:
+    return self._get()[0]
+
+  @property
+  def labels(self) -> np.ndarray:
+    return self._get()[1]
+
+  @property
+  def meta(self) -> Dict[str, Any]:
+    return self._get()[2]
 
 
 class BenchContext:
@@ -197,13 +231,18 @@ class BenchContext:
     spec = dict(method=method, ipc=ipc, seed=self.seed, view=self.view_spec)
     directory = self.set_dir(method, ipc)
     art = self._load_if_matching(directory, spec)
-    if art is None:
-      art = methods_lib.select(method, self.source, ipc, seed=self.seed,
+    if art is not None:
+      return CondensedSet(method, ipc, art.images, art.labels, spec, art.meta)
+
+    def make():
+      sel = methods_lib.select(method, self.source, ipc, seed=self.seed,
                                cache_dir=self.cache_dir, show_progress=self.show_progress)
-      art = artifact_lib.save_artifact(directory, art.images, art.labels,
-                                       dict(art.meta, bench_spec=spec))
-      self.log(f"selected {method}@{ipc}: {len(art.images)} images -> {directory}")
-    return CondensedSet(method, ipc, art.images, art.labels, spec, art.meta)
+      made = artifact_lib.save_artifact(directory, sel.images, sel.labels,
+                                        dict(sel.meta, bench_spec=spec))
+      self.log(f"selected {method}@{ipc}: {len(made.images)} images -> {directory}")
+      return made.images, made.labels, made.meta
+
+    return CondensedSet(method, ipc, None, None, spec, make=make)
 
   def synthesis_config(self, method: str, ipc: int, **extra):
     """(config, overrides) of synthesis `method` at `ipc` under the budget."""
@@ -242,7 +281,11 @@ class BenchContext:
                 minutes=self.budget.condense_minutes, view=self.view_spec)
     directory = self.set_dir(method, ipc)
     art = self._load_if_matching(directory, spec)
-    if art is None:
+    if art is not None:
+      images, labels = synthetic.formed_from_artifact(art, art.weights)
+      return CondensedSet(method, ipc, images, labels, spec, art.meta)
+
+    def make():
       t0 = time.perf_counter()
       res = condense_lib.condense(
           method, self.source, ipc, options=engine.RunOptions(
@@ -251,12 +294,14 @@ class BenchContext:
               show_progress=self.show_progress, desc=f"{method}@{ipc}"),
           artifact_dir=directory, init_options={"cache_dir": self.cache_dir}, **overrides)
       # Tag the artifact (written with its PNG grids) with what made it.
-      art = dataclasses.replace(res.artifact, meta=dict(res.artifact.meta, bench_spec=spec))
-      atomic.write_json(os.path.join(directory, "meta.json"), art.meta)
+      made = dataclasses.replace(res.artifact, meta=dict(res.artifact.meta, bench_spec=spec))
+      atomic.write_json(os.path.join(directory, "meta.json"), made.meta)
       self.log(f"condensed {method}@{ipc}: {res.run.steps} steps in "
                f"{time.perf_counter() - t0:.0f} s ({res.run.stopped}) -> {directory}")
-    images, labels = synthetic.formed_from_artifact(art, art.weights)
-    return CondensedSet(method, ipc, images, labels, spec, art.meta)
+      images, labels = synthetic.formed_from_artifact(made, made.weights)
+      return images, labels, made.meta
+
+    return CondensedSet(method, ipc, None, None, spec, make=make)
 
   def _imported(self, method: str, ipc: int) -> Optional[CondensedSet]:
     """The set of `method` at `ipc` under `sets_from`, if there is one there."""

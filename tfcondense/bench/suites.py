@@ -232,11 +232,9 @@ def init(ctx: BenchContext) -> List[Dict[str, Any]]:
                   "run had passed it when resumed, or stopped before it); cell skipped")
           bar.update(1)
           continue
-        if mark in missing:
-          images, labels = init_study.load_snapshot(paths[mark])
-        else:
-          images = labels = None  # cached: the set is not needed
-        cset = CondensedSet(method, ipc, images, labels, dict(base, iteration=mark), {})
+        # Read only if the cell is computed (a cached cell's snapshot need not exist).
+        cset = CondensedSet(method, ipc, None, None, dict(base, iteration=mark),
+                            make=lambda p=paths.get(mark): init_study.load_snapshot(p) + ({},))
         res = ctx.evaluate("init", key(mark), cset, protocol=protocol)
         rows.append(dict(res, init=init_name, iteration=mark))
         bar.update(1)
