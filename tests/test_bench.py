@@ -446,6 +446,20 @@ def test_report_derives_dcbench_numbers_from_cells(tmp_path):
   lead = md.split("*IPC 10*")[1].strip().split("\n\n")[0].splitlines()
   assert lead[2].startswith("| **dm** |") and lead[4].startswith("| random |")
   assert page.count("<img ") == 6 and "data-images-loaded" in page
+  # Progress against budget cpu (the fabricated cells say cpu): a partial report says so.
+  assert "| Cost | 3 | 24 | 12% |" in md
+  assert f"Partial report: {paths.cells} of the 424 cells of budget cpu" in md
+  assert "--suite augmentation,compression,transfer,nas,init,cost`" in md
+
+
+def test_expected_cells_skip_ipcs_above_the_class_size():
+  cpu = budgets.get_budget("cpu")
+  full = budgets.expected_cells(cpu)
+  assert full == {"augmentation": 120, "compression": 25, "transfer": 54, "nas": 180,
+                  "init": 21, "cost": 24}
+  small_source = budgets.expected_cells(cpu, class_size=9)  # only IPC 1 fits
+  assert small_source == {"augmentation": 40, "compression": 5, "transfer": 0, "nas": 30,
+                          "init": 0, "cost": 8}
 
 
 @pytest.mark.skipif(report.find_chromium() is None,
@@ -556,6 +570,10 @@ def test_small_budget_runs_every_suite_and_writes_the_report(small_run):
                 "Transfer across architectures", "NAS ranking", "Initialisation", "Cost"):
     assert f"### {title}" in md, title
   assert "| dm@1 | 4 |" in md  # NAS: 4 architectures ranked on the DM set
+  # The progress table counts what the suites wrote against the budget's own count.
+  assert budgets.expected_cells(budgets.get_budget("small"), class_size=10) == EXPECTED_CELLS
+  assert "| NAS ranking | 8 | 8 | done |" in md
+  assert "Complete: all 39 cells of budget small." in md
   assert (rep / "index.html").read_text().count("<img ") == 6
   assert os.path.exists(root / "work" / "sets" / "dm_ipc1" / "stored.png")
   print(f"small budget end to end: {seconds:.0f} s")

@@ -143,6 +143,33 @@ class Budget:
     return dataclasses.asdict(self)
 
 
+def expected_cells(budget: "Budget", class_size: Optional[int] = None) -> Dict[str, int]:
+  """How many cells each suite of `budget` writes (`tfcondense.bench.suites`' loops).
+
+  Args:
+    budget: the budget.
+    class_size: images in the smallest class of the source; IPCs above it are skipped
+      by the suites (None: count every IPC).
+
+  Returns:
+    {suite: number of cells}, in `suites.ORDER`.
+  """
+  def n(ipcs):
+    return sum(1 for i in ipcs if class_size is None or i <= class_size)
+
+  b = budget
+  nas_sets = len(b.nas_methods) if n((b.nas_ipc,)) else 0
+  return {
+      "augmentation": len(b.methods) * n(b.ipcs) * len(b.augmentations),
+      "compression": len(b.sweep_methods) * n(b.sweep_ipcs) + int(b.sweep_full),
+      "transfer": len(b.transfer_methods) * n(b.transfer_ipcs) * len(b.transfer_models),
+      "nas": b.nas_archs * (nas_sets + 1),
+      "init": (len(b.init_methods) * len(b.init_inits) * len(b.init_marks)
+               if n((b.init_ipc,)) else 0),
+      "cost": len(b.cost_methods) * n(b.cost_ipcs),
+  }
+
+
 BUDGETS: Registry = Registry("budget", hint="Budgets are defined in tfcondense/bench/budgets.py.")
 
 

@@ -53,20 +53,22 @@ def save(fig, path: str) -> str:
 def augmentation_bars(values: Dict[Tuple[str, int, str], Tuple[float, float]],
                       methods: Sequence[str], ipcs: Sequence[int], augs: Sequence[str],
                       path: str, title: str) -> str:
-  """Grouped bars: one panel per IPC, one group per method, one bar per augmentation.
+  """Grouped bars: one panel per IPC (stacked, each with its own y range, so that the
+  few points between policies at IPC 50 are not flattened by IPC 1's spread), one
+  group per method, one bar per augmentation.
 
   Args:
     values: (method, ipc, augmentation) -> (mean, std) accuracy in %.
   """
   plt = _plt()
   col = colors(augs)
-  fig, axes = plt.subplots(1, len(ipcs), figsize=(max(4.8, 1.3 * len(methods) + 2.2)
-                                                   * len(ipcs), 4.2), squeeze=False)
+  fig, axes = plt.subplots(len(ipcs), 1, figsize=(max(6.0, 1.3 * len(methods) + 2.2),
+                                                  3.0 * len(ipcs) + 0.6), squeeze=False)
   width = 0.8 / max(1, len(augs))
   show_err = any(s > 0 for _, s in values.values())  # one model per cell: no bars
-  lows = [m - s for m, s in values.values()]
-  floor = max(0.0, np.floor((min(lows) - 5) / 10) * 10) if lows else 0.0
-  for ax, ipc in zip(axes[0], ipcs):
+  for ax, ipc in zip(axes[:, 0], ipcs):
+    lows = [m - s for (_, i, _), (m, s) in values.items() if i == ipc]
+    highs = [m + s for (_, i, _), (m, s) in values.items() if i == ipc]
     for k, aug in enumerate(augs):
       xs, ys, es = [], [], []
       for i, method in enumerate(methods):
@@ -79,12 +81,14 @@ def augmentation_bars(values: Dict[Tuple[str, int, str], Tuple[float, float]],
              color=col[aug], label=aug)
     ax.set_xticks(range(len(methods)))
     ax.set_xticklabels(methods)
-    ax.set_ylim(bottom=floor)
+    if lows:
+      floor = max(0.0, np.floor((min(lows) - 2) / 5) * 5)
+      ax.set_ylim(floor, min(100.0, max(highs) + 0.08 * (max(highs) - floor) + 0.5))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"IPC {ipc}")
+    ax.set_title(f"IPC {ipc}", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-  axes[0][-1].legend(title="augmentation", fontsize=8, title_fontsize=8,
-                     loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  axes[0][0].legend(title="augmentation", fontsize=8, title_fontsize=8,
+                    loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   return save(fig, path)

@@ -450,6 +450,33 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
                  tables=tables)
 
 
+def _progress(source: str, suites: Dict[str, list]) -> Optional[Section]:
+  """How many of its budget's cells each suite has: a partial run says so up front."""
+  budgets = {c.get("budget") for cells in suites.values() for c in cells}
+  if len(budgets) != 1 or next(iter(budgets)) not in budgets_lib.BUDGETS:
+    return None  # cells of several (or unknown) budgets: no single target to count
+  name = next(iter(budgets))
+  expected = budgets_lib.expected_cells(budgets_lib.BUDGETS.get(name))
+  have = {s: len({c["key"] for c in suites.get(s, [])}) for s in expected}
+  rows = [[SUITE_TITLES[s], str(have[s]), str(expected[s]),
+           "done" if have[s] >= expected[s] else ("not started" if not have[s] else
+                                                   f"{100 * have[s] / expected[s]:.0f}%")]
+          for s in expected]
+  missing = [s for s in expected if have[s] < expected[s]]
+  total, of = sum(min(have[s], expected[s]) for s in expected), sum(expected.values())
+  if missing:
+    finding = (f"Partial report: {total} of the {of} cells of budget {name}; still to run: "
+               f"{', '.join(missing)} (`python -m apps.bench --suite {','.join(missing)}` "
+               "with the same settings computes only the missing cells; IPCs above a "
+               "class's size are skipped, so a small source needs fewer).")
+  else:
+    finding = f"Complete: all {of} cells of budget {name}."
+  return Section(f"{source}-progress", "Progress",
+                 f"Cells computed per suite against what budget {name} runs.",
+                 tables=[Table(["suite", "cells", f"budget {name}", "status"], rows)],
+                 findings=[finding])
+
+
 _SECTIONS = (("augmentation", _augmentation), ("compression", _compression),
              ("transfer", _transfer), ("nas", _nas), ("init", _init), ("cost", _cost))
 
@@ -556,7 +583,7 @@ def build_report(root: str, out_dir: Optional[str] = None,
       suites[cell["suite"]].append(cell)
       budgets.add(cell.get("budget"))
       n_cells += 1
-    sections = [_leaderboard(source, suites)]
+    sections = [_progress(source, suites), _leaderboard(source, suites)]
     sections += [fn(source, suites.get(name, []), out) for name, fn in _SECTIONS]
     sections = [s for s in sections if s is not None]
     for s in sections:
