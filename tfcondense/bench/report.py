@@ -595,7 +595,8 @@ def build_report(root: str, out_dir: Optional[str] = None,
   budget_text = ", ".join(
       f"{b} ({budgets_lib.BUDGETS.get(b).description})" if b in budgets_lib.BUDGETS else b
       for b in sorted(budgets))
-  meta = (f"{n_cells} cells from {store.cells_dir}; budget: {budget_text or 'unknown'}; "
+  # Relative to the report, so that a committed report names no machine's paths.
+  meta = (f"{n_cells} cells from {os.path.relpath(store.cells_dir, out)}/; budget: {budget_text or 'unknown'}; "
           f"written {stamp}. Benchmark protocols after DC-BENCH (Cui et al., NeurIPS 2022); "
           "NAS space from NAS-Bench-201 (Dong & Yang, ICLR 2020).")
   html_path = os.path.join(out, "index.html")
