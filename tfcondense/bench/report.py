@@ -596,7 +596,8 @@ def build_report(root: str, out_dir: Optional[str] = None,
       f"{b} ({budgets_lib.BUDGETS.get(b).description})" if b in budgets_lib.BUDGETS else b
       for b in sorted(budgets))
   # Relative to the report, so that a committed report names no machine's paths.
-  meta = (f"{n_cells} cells from {os.path.relpath(store.cells_dir, out)}/; budget: {budget_text or 'unknown'}; "
+  meta = (f"{n_cells} cells from {os.path.relpath(store.cells_dir, out)}/; "
+          f"budget: {budget_text or 'unknown'}; "
           f"written {stamp}. Benchmark protocols after DC-BENCH (Cui et al., NeurIPS 2022); "
           "NAS space from NAS-Bench-201 (Dong & Yang, ICLR 2020).")
   html_path = os.path.join(out, "index.html")
