@@ -349,20 +349,29 @@ def _fabricate_cells(root):
   store = CellStore(str(root))
   view = {"source": "toy", "train_per_class": None, "test_per_class": None}
 
-  def ev(suite, key, method, ipc, acc, aug="dsa", model="convnet3", **extra_spec):
+  def ev(suite, key, method, ipc, acc, aug="dsa", model="convnet3", result=None,
+         **extra_spec):
     spec = dict(kind="evaluate", set=dict(method=method, ipc=ipc, **extra_spec.pop("set", {})),
                 model=model, protocol=dict(_PROTOCOL, augmentation=aug), repetitions=2,
                 seed=0, view=view, **extra_spec)
     res = dict(method=method, ipc=ipc, model=model, augmentation=aug, acc_mean=acc,
-               acc_std=0.5, last_mean=acc - 1, last_std=0.5, protocol="quick")
+               acc_std=0.5, last_mean=acc - 1, last_std=0.5, protocol="quick",
+               **(result or {}))
     store.put("toy", suite, key, spec, res, budget="cpu")
 
   table = {"random": {1: 50.0, 10: 70.0, 50: 80.0}, "kcenter": {1: 60.0, 10: 75.0, 50: 82.0},
            "dm": {1: 65.0, 10: 78.0, 50: 81.0}}
   bonus = {"none": -4.0, "imagenet": 1.0, "dsa": 2.0, "autoaugment": 0.5, "randaugment": 1.5}
+  # How the DM sets were made, each recorded the three ways a cell can carry it: an
+  # imported set's budget (spec), a suite-made set's (result), a minutes cap alone.
+  made_by = {1: dict(set=dict(budget=dict(steps=686, total_steps=20000, minutes=20.01))),
+             10: dict(result=dict(set_budget=dict(steps=91, total_steps=20000, minutes=15.03,
+                                                  seconds=901.5, stopped="budget"))),
+             50: dict(set=dict(minutes=15.0))}
   for m, per in table.items():
     for ipc, acc in per.items():
-      ev("compression", f"{m}_ipc{ipc}", m, ipc, acc + 2.0)
+      ev("compression", f"{m}_ipc{ipc}", m, ipc, acc + 2.0,
+         **(made_by[ipc] if m == "dm" else {}))
       if ipc == 10:
         for aug, b in bonus.items():
           ev("augmentation", f"{m}_ipc10_{aug}", m, 10, acc + b, aug=aug)
@@ -432,6 +441,12 @@ def test_report_derives_dcbench_numbers_from_cells(tmp_path):
   # Compression: synthesis (dm) beats selection at IPC 1 and 10, not at 50.
   assert "| best synthesis − best selection | +5.00 | +3.00 | -1.00 |" in md
   assert "Synthesis beat the best selection at IPC 1, 10; from IPC 50 on" in md
+  # ... and says what condensation made each synthesis set (selection rows have none).
+  assert ("| dm | 686 of 20000 it, 20 min | 91 of 20000 it, 15 min | "
+          "15 min cap (iterations not recorded) |") in md
+  assert "<td>91 of 20000 it, 15 min</td>" in page
+  made_table = md.split("Condensation behind each synthesis set")[1].split("\n\n")[1]
+  assert [l.split(" | ")[0] for l in made_table.splitlines()[2:]] == ["| dm"]
   # Transfer average over non-ConvNet models: mlp, resnet10, vit = acc, acc-10, acc-15.
   assert "| kcenter | 10 | 75.00 ± 0.50 | 70.00 ± 0.50 | 65.00 ± 0.50 | 60.00 ± 0.50 | " \
          "66.67 |" in md
@@ -560,6 +575,11 @@ def test_small_budget_runs_every_suite_and_writes_the_report(small_run):
   shared = json.loads((root / "cells" / "fashion_mnist" / "transfer" /
                        "dm_ipc1_convnet3.json").read_text())
   assert shared["copied_from"] == "augmentation/dm_ipc1_dsa"  # evaluated once
+  swept = json.loads((root / "cells" / "fashion_mnist" / "compression" /
+                      "dm_ipc1.json").read_text())["result"]
+  assert swept["set_budget"]["steps"] == 4 and swept["set_budget"]["stopped"] == "done"
+  assert "set_budget" not in json.loads((root / "cells" / "fashion_mnist" / "compression" /
+                                         "random_ipc1.json").read_text())["result"]
   cost_cell = json.loads((root / "cells" / "fashion_mnist" / "cost" / "dm_ipc1.json").read_text())
   assert cost_cell["result"]["seconds_per_iteration"] > 0
   rep = root / "report"

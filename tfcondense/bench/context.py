@@ -365,7 +365,9 @@ class BenchContext:
     """Trains fresh models on `cset` and tests them (cached as cell `suite/key`).
 
     Returns:
-      The cell result: `EvalResult.as_dict()` plus num_images and the set's identity.
+      The cell result: `EvalResult.as_dict()` plus num_images, the set's identity and,
+      for a synthesis set, `set_budget` (its artifact's budget: steps, total_steps,
+      minutes, seconds, stopped).
     """
     from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
     model = model or self.budget.model
@@ -380,7 +382,13 @@ class BenchContext:
                         model_kwargs=model_kwargs, show_progress=self.show_progress,
                         desc=f"{suite} {key}")
       self.log(f"{suite} {key}: {res}")
+      extra = {}
+      # What condensation made the set (iterations done of the schedule, minutes): a
+      # set made under a minutes budget is gone with the work dir, the cell stays.
+      made_by = cset.meta.get("budget")
+      if isinstance(made_by, dict) and made_by.get("steps") is not None:
+        extra["set_budget"] = made_by
       return dict(res.as_dict(), method=cset.method, ipc=cset.ipc,
-                  protocol_description=protocol.describe())
+                  protocol_description=protocol.describe(), **extra)
 
     return self.cached(suite, key, spec, compute)

@@ -12,8 +12,9 @@ import numpy as np
 
 from tfcondense import atomic
 
+# The 11th (IDC's) is black, not a second dark blue beside Random's.
 _PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
-            "#8c8c8c", "#ccb974", "#64b5cd", "#2f4b7c", "#a05195")
+            "#8c8c8c", "#ccb974", "#64b5cd", "#1a1a1a", "#a05195")
 #: Methods in display order; a method's colour is its place here in every chart.
 METHOD_ORDER = ("random", "herding", "kcenter", "dc", "dsa", "dm", "dm_mf", "mtt", "kip",
                 "idc_i", "idc", "full")

@@ -191,6 +191,28 @@ def _augmentation(source: str, cells, out: str) -> Optional[Section]:
              table_rows)], findings)
 
 
+def set_budget_text(cell: Dict[str, Any]) -> Optional[str]:
+  """How much condensation made a cell's set, e.g. "91 of 200000 it, 15 min".
+
+  Read from the result's `set_budget` (sets the suite condensed) or the spec's imported
+  `budget` (`--sets_from` sets); a cell of a suite-made set written before results
+  carried it gives its minutes cap alone. None for a selection or the full data.
+  """
+  set_spec = cell.get("spec", {}).get("set") or {}
+  made_by = cell.get("result", {}).get("set_budget") or set_spec.get("budget")
+  if isinstance(made_by, dict) and made_by.get("steps") is not None:
+    text = f"{made_by['steps']}"
+    if made_by.get("total_steps"):
+      text += f" of {made_by['total_steps']}"
+    text += " it"
+    if made_by.get("minutes") is not None:
+      text += f", {made_by['minutes']:.0f} min"
+    return text
+  if set_spec.get("minutes"):
+    return f"{set_spec['minutes']:g} min cap (iterations not recorded)"
+  return None
+
+
 def _compression(source: str, cells, out: str) -> Optional[Section]:
   if not cells:
     return None
@@ -233,12 +255,20 @@ def _compression(source: str, cells, out: str) -> Optional[Section]:
           + " DC-BENCH (CIFAR-10): condensation gains vanish above about 200 IPC.")
   if full:
     table_rows.append(["full data"] + [_acc(full)] + [""] * (len(ipcs) - 1))
+  tables = [Table(["method"] + [f"IPC {i}" for i in ipcs], table_rows)]
+  made_by = {(c["result"]["method"], c["result"]["ipc"]): set_budget_text(c)
+             for c in cells if c["key"] != "full"}
+  budget_rows = [[m] + [made_by.get((m, i)) or "–" for i in ipcs]
+                 for m in syn if any(made_by.get((m, i)) for i in ipcs)]
+  if budget_rows:
+    tables.append(Table(["method"] + [f"IPC {i}" for i in ipcs], budget_rows,
+                        caption="Condensation behind each synthesis set: iterations done "
+                                "of the method's schedule, wall-clock minutes"))
   return Section(
       f"{source}-compression", SUITE_TITLES["compression"],
       "Selection (dashed) and synthesis (solid) methods at growing IPC; the dotted line "
       "is the whole training set under the same protocol. " + _protocols(cells),
-      [(png, "accuracy against IPC")],
-      [Table(["method"] + [f"IPC {i}" for i in ipcs], table_rows)], findings)
+      [(png, "accuracy against IPC")], tables, findings)
 
 
 def _transfer_average(per_model: Dict[str, float]) -> Optional[float]:
