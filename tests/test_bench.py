@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -378,7 +379,9 @@ def _fabricate_cells(root):
         for k, model in enumerate(("mlp", "convnet3", "resnet10", "vit")):
           ev("transfer", f"{m}_ipc10_{model}", m, 10, acc - 5 * k, model=model)
   ev("compression", "full", "full", None, 90.0)
-  truth = {f"|a{i}|": 60.0 + i for i in range(6)}
+  cell = "|{0}~0|+|{0}~0|{0}~1|+|{0}~0|{0}~1|{0}~2|".format
+  ops = ("none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect")
+  truth = {arch: 60.0 + i for i, arch in enumerate([cell(o) for o in ops] + [RESNET])}
   proxy = {"random": [1, 0, 3, 2, 5, 4], "dm": [5, 4, 3, 2, 1, 0]}
   for i, arch in enumerate(truth):
     store.put("toy", "nas", f"truth_arch{i:05d}",
@@ -454,6 +457,9 @@ def test_report_derives_dcbench_numbers_from_cells(tmp_path):
   for m, order in proxy.items():
     rho = stats.spearmanr([40.0 + o for o in order], list(truth.values())).statistic
     assert f"| {m}@10 | 6 | {rho:.2f} (p" in md
+    # The all-`none` cell (first) is degenerate: the trainable column leaves it out.
+    rho5 = stats.spearmanr([40.0 + o for o in order[1:]], list(truth.values())[1:]).statistic
+    assert re.search(rf"\| {m}@10 \|.*\| {rho5:.2f} \(p [^,]+, 5 archs\) \|", md)
   # Initialisation: K-Center reaches random init's final 70 after 100 of 400 iterations.
   assert "dm: kcenter init reached random init's final 70.00 after 100 of 400" in md
   # Leaderboard per IPC, sorted by best accuracy, in both files.
