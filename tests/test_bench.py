@@ -473,6 +473,40 @@ def test_report_derives_dcbench_numbers_from_cells(tmp_path):
   assert "--suite augmentation,compression,transfer,nas,init,cost`" in md
 
 
+def test_transfer_average_only_over_networks_every_set_has(tmp_path):
+  # A partial transfer run: random on four networks, kcenter so far on two. Averaging
+  # each set over its own networks would put random's weak ResNet-152 against kcenter's
+  # MLP alone; the average must use the networks both have (mlp) and say so.
+  store = CellStore(str(tmp_path))
+  view = {"source": "toy", "train_per_class": None, "test_per_class": None}
+  accs = {("random", "mlp"): 70.0, ("random", "convnet3"): 75.0,
+          ("random", "resnet152"): 40.0, ("random", "vit"): 50.0,
+          ("kcenter", "mlp"): 72.0, ("kcenter", "convnet3"): 77.0}
+  for (m, model), acc in accs.items():
+    spec = dict(kind="evaluate", set=dict(method=m, ipc=10), model=model,
+                protocol=_PROTOCOL, repetitions=2, seed=0, view=view)
+    store.put("toy", "transfer", f"{m}_ipc10_{model}", spec,
+              dict(method=m, ipc=10, model=model, augmentation="dsa", acc_mean=acc,
+                   acc_std=0.5, last_mean=acc, last_std=0.5, protocol="quick"),
+              budget="cpu")
+  md = open(report.build_report(str(tmp_path)).markdown).read()
+  assert re.search(r"\| random \| 10 \|.*\| 50\.00 ± 0\.50 \| 70\.00 \|", md)
+  assert re.search(r"\| kcenter \| 10 \|.*\| – \| – \| 72\.00 \|", md)
+  assert "here over the 1 of 3 that every set has been trained on so far (mlp)" in md
+  assert "transfer average over mlp: the networks every set has been trained on" in md
+  # Once every set has every network, the average is over all non-ConvNet ones.
+  for model, acc in (("resnet152", 44.0), ("vit", 54.0)):
+    spec = dict(kind="evaluate", set=dict(method="kcenter", ipc=10), model=model,
+                protocol=_PROTOCOL, repetitions=2, seed=0, view=view)
+    store.put("toy", "transfer", f"kcenter_ipc10_{model}", spec,
+              dict(method="kcenter", ipc=10, model=model, augmentation="dsa", acc_mean=acc,
+                   acc_std=0.5, last_mean=acc, last_std=0.5, protocol="quick"),
+              budget="cpu")
+  md = open(report.build_report(str(tmp_path)).markdown).read()
+  assert re.search(r"\| kcenter \| 10 \|.*\| 54\.00 ± 0\.50 \| 56\.67 \|", md)
+  assert "so far" not in md
+
+
 def test_expected_cells_skip_ipcs_above_the_class_size():
   cpu = budgets.get_budget("cpu")
   full = budgets.expected_cells(cpu)

@@ -271,9 +271,28 @@ def _compression(source: str, cells, out: str) -> Optional[Section]:
       [(png, "accuracy against IPC")], tables, findings)
 
 
-def _transfer_average(per_model: Dict[str, float]) -> Optional[float]:
-  others = [v for m, v in per_model.items() if not m.startswith("convnet")]
-  return float(np.mean(others)) if others else None
+def _transfer_models(rows) -> List[str]:
+  """The non-ConvNet networks every set in `rows` has been trained on.
+
+  DC-BENCH's "transfer" column averages over the networks other than the ConvNet the
+  sets were condensed with; while a run is partial, sets have different networks, and an
+  average over each set's own would compare unlike things, so every average is taken over
+  the networks all sets share.
+  """
+  per_set = defaultdict(set)
+  for r in rows:
+    per_set[(r["method"], r["ipc"])].add(r["model"])
+  if not per_set:
+    return []
+  common = set.intersection(*per_set.values())
+  order = list(budgets_lib.TRANSFER_MODELS)
+  return sorted((m for m in common if not m.startswith("convnet")),
+                key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
+def _transfer_average(per_model: Dict[str, float], models: List[str]) -> Optional[float]:
+  vals = [per_model[m] for m in models if m in per_model]
+  return float(np.mean(vals)) if models and len(vals) == len(models) else None
 
 
 def _transfer(source: str, cells, out: str) -> Optional[Section]:
@@ -286,10 +305,12 @@ def _transfer(source: str, cells, out: str) -> Optional[Section]:
   sets = sorted({(r["method"], r["ipc"]) for r in rows},
                 key=lambda s: (s[1], _order([r["method"] for r in rows]).index(s[0])))
   acc = {(r["method"], r["ipc"], r["model"]): r for r in rows}
+  shared = _transfer_models(rows)
+  others = [m for m in models if not m.startswith("convnet")]
   matrix, table_rows = [], []
   for m, i in sets:
     per = {mo: acc[(m, i, mo)]["acc_mean"] for mo in models if (m, i, mo) in acc}
-    avg = _transfer_average(per)
+    avg = _transfer_average(per, shared)
     matrix.append([per.get(mo, np.nan) for mo in models] + [np.nan if avg is None else avg])
     table_rows.append([m, str(i)] + [_acc(acc[(m, i, mo)]) if (m, i, mo) in acc else "–"
                                      for mo in models] + [_num(avg)])
@@ -300,7 +321,10 @@ def _transfer(source: str, cells, out: str) -> Optional[Section]:
       f"{source}-transfer", SUITE_TITLES["transfer"],
       "Each set (condensed or selected with ConvNet-3 where a network is used) trained "
       "on other architectures; \"transfer avg\" is the mean over the architectures that "
-      "are not a ConvNet (DC-BENCH Table 2). " + _protocols(cells),
+      "are not a ConvNet (DC-BENCH Table 2)" + (
+          "" if shared == others else
+          f", here over the {len(shared)} of {len(others)} that every set has been trained on "
+          f"so far ({', '.join(shared) or 'none'})") + ". " + _protocols(cells),
       [(png, "transfer heat map")],
       [Table(["method", "IPC"] + models + ["transfer avg"], table_rows)])
 
@@ -452,6 +476,7 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
   aug = [c["result"] for c in suites.get("augmentation", [])]
   comp = [c["result"] for c in suites.get("compression", []) if c["key"] != "full"]
   trans = [c["result"] for c in suites.get("transfer", [])]
+  shared = _transfer_models(trans)
   cost = [c["result"] for c in suites.get("cost", [])]
   truth, proxies, _ = _nas_tables(suites.get("nas", []))
   ipcs = sorted({r["ipc"] for r in aug + comp + trans})
@@ -475,7 +500,7 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
       rows.append((score, [m, _acc(default) if default else "–",
                            _acc(a["none"]) if "none" in a else "–",
                            f"{_acc(best)} ({best['augmentation']})" if best else "–",
-                           _num(_transfer_average(per)), _num(rho),
+                           _num(_transfer_average(per, shared)), _num(rho),
                            _num(c["seconds_per_iteration"], "{:.3g}") if c else "–"]))
     rows.sort(key=lambda x: -x[0])
     tables.append(Table(["method", "ConvNet, dsa aug", "no aug", "best aug", "transfer avg",
@@ -484,7 +509,11 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
   return Section(f"{source}-leaderboard", "Leaderboard",
                  "Test accuracy (%) of ConvNet-3 trained on each set, sorted by the best "
                  "accuracy over the evaluation augmentations; transfer average, NAS rank "
-                 "correlation and cost from the other suites where measured.",
+                 "correlation and cost from the other suites where measured" + (
+                     "" if set(shared) == {r["model"] for r in trans
+                                           if not r["model"].startswith("convnet")} else
+                     f" (transfer average over {', '.join(shared) or 'no network'}: the "
+                     "networks every set has been trained on so far)") + ".",
                  tables=tables)
 
 
