@@ -271,23 +271,26 @@ def _compression(source: str, cells, out: str) -> Optional[Section]:
       [(png, "accuracy against IPC")], tables, findings)
 
 
-def _transfer_models(rows) -> List[str]:
-  """The non-ConvNet networks every set in `rows` has been trained on.
+def _transfer_models(rows) -> Tuple[List[str], List[str]]:
+  """The non-ConvNet networks every set in `rows` has been trained on, and all of them.
 
   DC-BENCH's "transfer" column averages over the networks other than the ConvNet the
   sets were condensed with; while a run is partial, sets have different networks, and an
   average over each set's own would compare unlike things, so every average is taken over
-  the networks all sets share.
+  the networks all sets share (the first list). The second lists every non-ConvNet
+  network any set has: when the two differ, the average is partial and says so.
   """
+  order = list(budgets_lib.TRANSFER_MODELS)
+  key = lambda m: (order.index(m) if m in order else len(order), m)
   per_set = defaultdict(set)
   for r in rows:
     per_set[(r["method"], r["ipc"])].add(r["model"])
   if not per_set:
-    return []
+    return [], []
   common = set.intersection(*per_set.values())
-  order = list(budgets_lib.TRANSFER_MODELS)
-  return sorted((m for m in common if not m.startswith("convnet")),
-                key=lambda m: (order.index(m) if m in order else len(order), m))
+  every = set.union(*per_set.values())
+  return (sorted((m for m in common if not m.startswith("convnet")), key=key),
+          sorted((m for m in every if not m.startswith("convnet")), key=key))
 
 
 def _transfer_average(per_model: Dict[str, float], models: List[str]) -> Optional[float]:
@@ -305,8 +308,7 @@ def _transfer(source: str, cells, out: str) -> Optional[Section]:
   sets = sorted({(r["method"], r["ipc"]) for r in rows},
                 key=lambda s: (s[1], _order([r["method"] for r in rows]).index(s[0])))
   acc = {(r["method"], r["ipc"], r["model"]): r for r in rows}
-  shared = _transfer_models(rows)
-  others = [m for m in models if not m.startswith("convnet")]
+  shared, others = _transfer_models(rows)
   matrix, table_rows = [], []
   for m, i in sets:
     per = {mo: acc[(m, i, mo)]["acc_mean"] for mo in models if (m, i, mo) in acc}
@@ -476,7 +478,7 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
   aug = [c["result"] for c in suites.get("augmentation", [])]
   comp = [c["result"] for c in suites.get("compression", []) if c["key"] != "full"]
   trans = [c["result"] for c in suites.get("transfer", [])]
-  shared = _transfer_models(trans)
+  shared, others = _transfer_models(trans)
   cost = [c["result"] for c in suites.get("cost", [])]
   truth, proxies, _ = _nas_tables(suites.get("nas", []))
   ipcs = sorted({r["ipc"] for r in aug + comp + trans})
@@ -510,8 +512,7 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
                  "Test accuracy (%) of ConvNet-3 trained on each set, sorted by the best "
                  "accuracy over the evaluation augmentations; transfer average, NAS rank "
                  "correlation and cost from the other suites where measured" + (
-                     "" if set(shared) == {r["model"] for r in trans
-                                           if not r["model"].startswith("convnet")} else
+                     "" if shared == others else
                      f" (transfer average over {', '.join(shared) or 'no network'}: the "
                      "networks every set has been trained on so far)") + ".",
                  tables=tables)
