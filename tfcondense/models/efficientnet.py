@@ -19,12 +19,9 @@ from __future__ import annotations
 import keras
 
 from tfcondense.models.core import EMBEDDING, MODELS
+from tfcondense.models.layers import BN_EPSILON, BN_MOMENTUM
 
 MIN_SIZE = 32
-
-
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
 
 
 def _clone_layer(layer):

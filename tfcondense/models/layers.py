@@ -179,6 +179,12 @@ class TokenNorm(keras.layers.Layer):
     return {**super().get_config(), "epsilon": self.epsilon}
 
 
+# PyTorch's `nn.BatchNorm2d` defaults in Keras' terms (PyTorch momentum 0.1 = Keras 0.9):
+# every BatchNorm of the model zoo uses them, Keras-built ones (EfficientNet) included.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
 @keras.saving.register_keras_serializable(package="tfcondense")
 class BatchNorm(keras.layers.BatchNormalization):
   """`keras.layers.BatchNormalization` with exact second-order batch moments.
@@ -187,7 +193,7 @@ class BatchNorm(keras.layers.BatchNormalization):
   momentum 0.9). Only the training-mode moments change; inference is identical.
   """
 
-  def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, **kwargs):
+  def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON, **kwargs):
     super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
 
   def _moments(self, inputs, mask):
