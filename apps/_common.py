@@ -62,8 +62,14 @@ def _exit(code: int) -> None:
 
 
 def define_strategy_flags() -> None:
-  """Defines --strategy, --devices, --logical_cpus and --collective_timeout."""
+  """Defines --strategy, --devices, --logical_cpus and --collective_timeout.
+
+  The flags belong to the app module that calls this, so that its `--help` lists them.
+  """
   from absl import flags  # pylint: disable=g-import-not-at-top
+  # absl credits a flag to the module calling DEFINE_*; disclaiming this one credits the
+  # flags below to our caller (the app), whose key flags `--help` lists.
+  flags.disclaim_key_flags()
   flags.DEFINE_string(
       "strategy", "default",
       "tf.distribute strategy: default (this process, one device), mirrored (every GPU of "

@@ -67,9 +67,60 @@ _LIMIT = flags.DEFINE_integer("limit_per_class", None,
 _common.define_strategy_flags()
 
 
+def _positive(flag: str, value, what: str) -> None:
+  """Raises InvalidConfigError unless `value` is None or at least 1."""
+  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+  if value is not None and value < 1:
+    raise InvalidConfigError(f"{flag} must be a positive number of {what}, got {value}")
+
+
+def _check_output(path: str) -> None:
+  """Raises InvalidConfigError unless `path` can become the rows' JSON file."""
+  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(path):
+    raise InvalidConfigError(f"--output {path} is a directory; name a .json file, e.g. "
+                             f"{os.path.join(path, 'rows.json')}")
+  if not path.lower().endswith(".json"):
+    raise InvalidConfigError(f"--output {path} must name a .json file (the rows are "
+                             "written as JSON)")
+  parent = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(parent):  # missing folders are made when the rows are written
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise InvalidConfigError(f"--output {path}: {parent} is not a directory")
+
+
+def _check_flags() -> list[int]:
+  """Validates the flags before any work; returns the --ipc values as integers.
+
+  Raises:
+    InvalidConfigError: a count is not positive, an --ipc value is not a positive
+      integer, or --output cannot be a JSON file.
+  """
+  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+  _positive("--steps", _STEPS.value, "SGD steps")
+  _positive("--epochs", _EPOCHS.value, "epochs")
+  _positive("--repetitions", _REPS.value, "models per set")
+  _positive("--limit_per_class", _LIMIT.value, "images per class")
+  ipcs = []
+  for text in _IPC.value:
+    try:
+      ipc = int(text)
+    except ValueError:
+      ipc = 0
+    if ipc < 1:
+      raise InvalidConfigError(f"--ipc expects positive whole numbers of images per class, "
+                               f"got {text!r}")
+    ipcs.append(ipc)
+  if _OUTPUT.value:
+    _check_output(_OUTPUT.value)
+  return ipcs
+
+
 @_common.friendly_errors
 def main(argv):
   del argv
+  ipcs = _check_flags()  # before any work: a bad flag costs no data loading
   _common.quiet_tensorflow()
   cluster = _common.make_cluster()  # before any other TensorFlow work
   from tfcondense import data  # pylint: disable=g-import-not-at-top
@@ -93,9 +144,9 @@ def main(argv):
   print(f"protocol {protocol.describe()}")
   # With --artifact alone, only the artifacts are evaluated.
   method_names = _METHOD.value if flags.FLAGS["method"].present or not _ARTIFACT.value else []
-  cells = [experiment.Cell(m, None if m == experiment.FULL else int(i))
-           for i in _IPC.value for m in method_names
-           if m != experiment.FULL or i == _IPC.value[0]]
+  cells = [experiment.Cell(m, None if m == experiment.FULL else i)
+           for i in ipcs for m in method_names
+           if m != experiment.FULL or i == ipcs[0]]
   cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in _ARTIFACT.value]
   if cluster.multi_worker:
     print(f"strategy {cluster.describe()}: cells spread over the workers")

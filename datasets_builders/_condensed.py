@@ -7,10 +7,11 @@ directory (images.npy, labels.npy, meta.json, optional formation.npz and
 evaluation.json; see tfcondense/artifact.py), looked up in this order:
 
 1. `artifact_dir=` given to the builder (what `tfcondense.export.to_tfds` passes);
-2. the artifact shipped with the package, `<builder folder>/artifacts/<config name>/`;
-3. the manual dir: `<manual_dir>/<config name>/` (or `<manual_dir>` itself when it holds
+2. the manual dir: `<manual_dir>/<config name>/` (or `<manual_dir>` itself when it holds
    a meta.json), with `tfds.download.DownloadConfig(manual_dir=...)`; the default
-   manual dir is `<data_dir>/downloads/manual`.
+   manual dir is `<data_dir>/downloads/manual`. Your artifact wins over a shipped one
+   of the same config;
+3. the artifact shipped with the package, `<builder folder>/artifacts/<config name>/`.
 
 A config whose artifact is found nowhere fails at once with the command that makes it.
 Splits: `train` holds the formed images (what a network trains on: the stored images
@@ -21,6 +22,7 @@ decoded by the artifact's formation, `tfcondense.synthetic.formed_from_artifact`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import posixpath
@@ -244,6 +246,41 @@ def missing_artifact_message(spec: SourceSpec, config: CondensedConfig,
       f"tfcondense.export.to_tfds({out!r}, data_dir=...).")
 
 
+def manual_artifact(manual_dir: str, config: str) -> Optional[str]:
+  """The artifact directory a manual dir holds for `config`, or None.
+
+  Args:
+    manual_dir: the manual dir.
+    config: the config name, e.g. `idc_ipc10`.
+
+  Returns:
+    `<manual_dir>/<config>` if it holds a meta.json, else `manual_dir` if it holds one
+    itself, else None.
+  """
+  for path in (tf.io.gfile.join(manual_dir, config), manual_dir):
+    if tf.io.gfile.exists(tf.io.gfile.join(path, META)):
+      return path
+  return None
+
+
+def artifact_fingerprint(path: str) -> str:
+  """SHA-256 of the files of an artifact directory that a prepared config is made of.
+
+  A prepared config records it (metadata "fingerprint"), so that a changed or another
+  artifact can be told from the one it was prepared from.
+  """
+  digest = hashlib.sha256()
+  for name in (IMAGES, LABELS, META, WEIGHTS, EVALUATION):
+    file = tf.io.gfile.join(path, name)
+    if not tf.io.gfile.exists(file):
+      continue
+    digest.update(name.encode() + b"\0")
+    with tf.io.gfile.GFile(file, "rb") as f:
+      while chunk := f.read(1 << 22):
+        digest.update(chunk)
+  return digest.hexdigest()
+
+
 def read_artifact(path: str):
   """Reads an artifact directory through tf.io.gfile (no pickle).
 
@@ -352,7 +389,7 @@ def _as_int(value) -> Optional[int]:
 
 
 def summary_metadata(art, evaluation: Optional[dict], origin: str,
-                     num_formed: int) -> Dict[str, Any]:
+                     num_formed: int, fingerprint: Optional[str] = None) -> Dict[str, Any]:
   """The JSON metadata a prepared config records (no local paths)."""
   meta = art.meta
   evaluation = meta.get("evaluation") or evaluation
@@ -368,7 +405,7 @@ def summary_metadata(art, evaluation: Optional[dict], origin: str,
       config=meta.get("config"), class_names=meta.get("class_names"),
       num_stored=int(len(art.images)), num_formed=int(num_formed),
       tfcondense_version=meta.get("version"), created=meta.get("created"),
-      evaluation=evaluation, accuracy=accuracy, artifact=origin)
+      evaluation=evaluation, accuracy=accuracy, artifact=origin, fingerprint=fingerprint)
 
 
 class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -430,11 +467,6 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "artifact directory (images.npy, labels.npy, meta.json)")
       return self._artifact_dir, "artifact_dir"
     looked_in = []
-    if self.PREBUILT_ARTIFACTS:
-      path = tf.io.gfile.join(self.prebuilt_dir(), config.name)
-      if tf.io.gfile.exists(tf.io.gfile.join(path, META)):
-        return path, "prebuilt"
-      looked_in.append(f"the shipped artifacts ({path}: none)")
     try:
       manual = str(dl_manager.manual_dir)
     except (AssertionError, ValueError):  # not given, missing or empty
@@ -442,11 +474,16 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       looked_in.append(
           f"the manual dir ({getattr(dl_manager, '_manual_dir', None) or 'not set'}: "
           "missing or empty)")
-    if manual is not None:
-      for path in (tf.io.gfile.join(manual, config.name), manual):
-        if tf.io.gfile.exists(tf.io.gfile.join(path, META)):
-          return path, "manual_dir"
+    if manual is not None:  # the user's artifact wins over a shipped one
+      path = manual_artifact(manual, config.name)
+      if path is not None:
+        return path, "manual_dir"
       looked_in.append(f"the manual dir ({manual}: no {config.name}/meta.json)")
+    if self.PREBUILT_ARTIFACTS:
+      path = tf.io.gfile.join(self.prebuilt_dir(), config.name)
+      if tf.io.gfile.exists(tf.io.gfile.join(path, META)):
+        return path, "prebuilt"
+      looked_in.append(f"the shipped artifacts ({path}: none)")
     raise ArtifactNotFoundError(missing_artifact_message(self.SOURCE, config, looked_in))
 
   def _split_generators(self, dl_manager):
@@ -460,7 +497,8 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       label.names = [str(n) for n in names]
     from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
     formed_x, formed_y = synthetic.formed_from_artifact(art, art.weights)
-    self.info.metadata.update(summary_metadata(art, evaluation, origin, len(formed_x)))
+    self.info.metadata.update(summary_metadata(art, evaluation, origin, len(formed_x),
+                                               artifact_fingerprint(path)))
     return {
         "train": self._generate_examples(np.asarray(formed_x, np.float32),
                                          np.asarray(formed_y)),

@@ -156,16 +156,20 @@ def test_manual_dir_holds_user_artifacts(tmp_path, monkeypatch):
   assert meta["artifact"] == "manual_dir" and meta["accuracy"] is None
 
 
-def test_shipped_artifact_comes_first(tmp_path, monkeypatch):
+def test_manual_dir_comes_before_the_shipped_artifact(tmp_path, monkeypatch):
   _write_artifact(tmp_path / "shipped" / "idc_ipc1", seed=1)
   _write_artifact(tmp_path / "manual" / "idc_ipc1", seed=2)
+  _write_artifact(tmp_path / "other" / "kcenter_ipc1", method="kcenter", factor=1)
   monkeypatch.setattr(FMNIST, "prebuilt_dir", classmethod(lambda cls: str(tmp_path / "shipped")))
-  builder = tfds.builder(NAME, data_dir=str(tmp_path / "tfds"))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))
-  assert builder.info.metadata["artifact"] == "prebuilt"
-  x, _ = _as_numpy(builder.as_dataset(split="stored", as_supervised=True))
-  np.testing.assert_array_equal(x, np.load(tmp_path / "shipped" / "idc_ipc1" / "images.npy"))
+  for manual, origin in (("manual", "manual_dir"), ("other", "prebuilt")):
+    builder = tfds.builder(NAME, data_dir=str(tmp_path / "tfds" / manual))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / manual)))
+    assert builder.info.metadata["artifact"] == origin
+    x, _ = _as_numpy(builder.as_dataset(split="stored", as_supervised=True))
+    np.testing.assert_array_equal(
+        x, np.load(tmp_path / ("shipped" if manual == "other" else manual) / "idc_ipc1" /
+                   "images.npy"))
 
 
 def test_missing_artifact_names_the_command(tmp_path):

@@ -5,7 +5,8 @@ The builders live in `datasets_builders/condensed_<source>/` (one per source, co
 `datasets_builders` registers them with tfds. Three ways to get a config's data:
 
     # 1. an artifact shipped with the package (Fashion-MNIST), or 2. your own artifact
-    #    copied to <manual_dir>/<config name>/ (images.npy, labels.npy, meta.json):
+    #    copied to <manual_dir>/<config name>/ (images.npy, labels.npy, meta.json),
+    #    which wins over a shipped one:
     ds = tfcondense.load("condensed_fashion_mnist/idc_ipc10", manual_dir="my_artifacts")
     model.fit(ds.shuffle(400).batch(64), epochs=10)
 
@@ -174,6 +175,25 @@ def _source_of(name: str) -> str:
   return builder_name[len(PREFIX):]
 
 
+def _drop_stale(name: str, data_dir: Optional[str], manual_dir: str,
+                builder_kwargs: Optional[Dict[str, Any]]) -> None:
+  """Deletes the version of `name` prepared under `data_dir` unless it was made from the
+  artifact `manual_dir` holds for it, so that `tfds.load` prepares it from that one
+  (tfds reuses whatever was prepared: a shipped artifact, or an older copy of yours)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  condensed = _builders()
+  builder_kwargs = dict(builder_kwargs or {})
+  if builder_kwargs.get("artifact_dir") is not None:  # the builder reads that one
+    return
+  builder = tfds.builder(name, data_dir=data_dir, **builder_kwargs)
+  path = condensed.manual_artifact(manual_dir, builder.builder_config.name)
+  if path is None or not tf.io.gfile.exists(str(builder.data_path)):
+    return
+  if builder.info.metadata.get("fingerprint") != condensed.artifact_fingerprint(path):
+    tf.io.gfile.rmtree(str(builder.data_path))
+
+
 def load(name: str, split: Union[str, Sequence[str], None] = "train",
          data_dir: Optional[str] = None,
          normalize: Union[bool, Stats] = True, *, manual_dir: Optional[str] = None,
@@ -186,9 +206,12 @@ def load(name: str, split: Union[str, Sequence[str], None] = "train",
     data_dir: the TFDS data directory (prepared there on first use, offline).
     normalize: True applies (x - mean) / std with the source's constants
       (`NORMALIZATION`), False keeps [0, 1], or a (mean, std) pair of per-channel values.
-    manual_dir: where your artifacts are (`<manual_dir>/<config>/meta.json`); shortcut
-      for `download_and_prepare_kwargs={"download_config":
-      tfds.download.DownloadConfig(manual_dir=...)}`.
+    manual_dir: where your artifacts are (`<manual_dir>/<config>/meta.json`, or a
+      meta.json in `manual_dir` itself); shortcut for `download_and_prepare_kwargs=
+      {"download_config": tfds.download.DownloadConfig(manual_dir=...)}`. Your artifact
+      wins over a shipped one of the same config, and a version of the config prepared
+      under `data_dir` from another artifact (or an older copy of yours) is prepared
+      again from yours.
     **kwargs: passed to `tfds.load` (batch_size, shuffle_files, with_info, ...).
 
   Returns:
@@ -196,7 +219,8 @@ def load(name: str, split: Union[str, Sequence[str], None] = "train",
     (with_info=True: (datasets, info)).
 
   Raises:
-    InvalidConfigError: not a condensed dataset, or no normalisation for its source.
+    InvalidConfigError: not a condensed dataset, no normalisation for its source, or
+      `manual_dir` is not an existing directory.
     ArtifactNotFoundError: the config's artifact is missing (the message names the
       command that makes it).
   """
@@ -209,9 +233,17 @@ def load(name: str, split: Union[str, Sequence[str], None] = "train",
     mean, std = normalize
   _builders()
   if manual_dir is not None:
+    manual_dir = str(manual_dir)
+    if not tf.io.gfile.isdir(manual_dir):
+      raise InvalidConfigError(
+          f"manual_dir {manual_dir} does not exist or is not a directory; put your "
+          "artifact at <manual_dir>/<config name>/ (images.npy, labels.npy, meta.json) or "
+          "leave manual_dir out")
     prepare = dict(kwargs.pop("download_and_prepare_kwargs", None) or {})
-    prepare["download_config"] = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    prepare["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir)
     kwargs["download_and_prepare_kwargs"] = prepare
+    if kwargs.get("download", True):  # download=False must not delete what it would read
+      _drop_stale(name, data_dir, manual_dir, kwargs.get("builder_kwargs"))
   kwargs.setdefault("as_supervised", True)
   out = tfds.load(name, split=split, data_dir=data_dir, **kwargs)
   if not normalize:

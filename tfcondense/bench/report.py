@@ -39,6 +39,7 @@ from tfcondense.bench import init_study
 from tfcondense.bench import nas as nas_lib
 from tfcondense.bench import plots
 from tfcondense.bench.store import CellStore
+from tfcondense.errors import TfcondenseError
 
 #: DC-BENCH's NAS Spearman correlations on CIFAR-10 (Sec. 4.4), for comparison.
 DCBENCH_NAS_SPEARMAN = {"random": -0.06, "kcenter": 0.11, "dc": -0.19, "dsa": -0.37,
@@ -50,6 +51,10 @@ SUITE_TITLES = {"augmentation": "Augmentation at evaluation",
                 "compression": "Compression ratio (IPC sweep)",
                 "transfer": "Transfer across architectures",
                 "nas": "NAS ranking", "init": "Initialisation", "cost": "Cost"}
+
+
+class NoCellsError(TfcondenseError, FileNotFoundError):
+  """No benchmark cells to report on (the message names the command that makes them)."""
 
 
 @dataclasses.dataclass
@@ -634,13 +639,14 @@ def build_report(root: str, out_dir: Optional[str] = None,
     The paths written and the number of cells read.
 
   Raises:
-    FileNotFoundError: no cells under `root` (with the command that makes them).
+    NoCellsError: no cells under `root` (with the command that makes them); also a
+      FileNotFoundError.
   """
   store = CellStore(root)
   out = os.path.abspath(out_dir or os.path.join(store.root, "report"))
   sources = store.sources()
   if not sources:
-    raise FileNotFoundError(
+    raise NoCellsError(
         f"no benchmark cells under {store.cells_dir}; run e.g. `python -m apps.bench "
         f"--suite all --source fashion_mnist --budget small --out {root}` first")
   os.makedirs(out, exist_ok=True)
