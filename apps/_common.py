@@ -21,7 +21,9 @@ def quiet_tensorflow():
 
 
 def friendly_errors(main):
-  """Wraps an absl `main` so known errors print one line and exit with status 2.
+  """Wraps an absl `main` so known errors (library errors, OS errors on the paths given)
+  print one line and exit with status 2, and an interrupt prints one line and exits
+  with 130.
 
   In a multi-worker run any failure ends the process at once (`os._exit`), so its
   collective server goes down with it and the other workers stop within seconds
@@ -32,9 +34,20 @@ def friendly_errors(main):
   def wrapped(argv):
     from tfcondense.errors import TfcondenseError  # pylint: disable=g-import-not-at-top
     from tfcondense.registry import UnknownNameError  # pylint: disable=g-import-not-at-top
+    from tfcondense.errors import RunInterruptedError  # pylint: disable=g-import-not-at-top
     try:
       return main(argv)
+    except RunInterruptedError as e:  # a checkpoint was saved; 130 is the shell's Ctrl-C
+      print(f"interrupted: {e}", file=sys.stderr)
+      _exit(130)
+    except KeyboardInterrupt:
+      print("interrupted: nothing saved now (a rerun resumes from the last checkpoint, "
+            "if any)", file=sys.stderr)
+      _exit(130)
     except (TfcondenseError, UnknownNameError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      _exit(2)
+    except OSError as e:  # a file or folder the user named: the message names it
       print(f"error: {e}", file=sys.stderr)
       _exit(2)
     except Exception:  # pylint: disable=broad-except

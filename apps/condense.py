@@ -84,8 +84,15 @@ _ARTIFACT = flags.DEFINE_string("artifact_dir", None,
                                 "Where to write the artifact (default <workdir>/artifact).")
 _MINUTES = flags.DEFINE_float("minutes", None,
                               "Wall-clock budget in minutes (summed over resumes); stops "
-                              "cleanly and saves.")
-_MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop after this many inner iterations.")
+                              "cleanly and saves. Each session's first step includes "
+                              "tracing the step (about 20 s for IDC on Fashion-MNIST here), "
+                              "which counts; the summary line says how long it took.")
+_MAX_STEPS = flags.DEFINE_integer("max_steps", None,
+                                  "Stop after this many inner iterations in total (0 writes "
+                                  "the initialisation as the artifact).")
+_ALLOW = flags.DEFINE_list("allow_change", [],
+                           "Settings a resume may change (e.g. lr_img after a NaN stop); "
+                           "config.json and the artifact's meta.json record each change.")
 _CKPT_S = flags.DEFINE_float("checkpoint_seconds", 60.0, "Seconds between checkpoints.")
 _EVALUATE = flags.DEFINE_bool("evaluate", False, "Evaluate the artifact when done.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "quick", "smoke"],
@@ -127,12 +134,21 @@ def main(argv):
 
   if _DETERMINISTIC.value:
     tf.config.experimental.enable_op_determinism()
+  # Every flag is checked before any data is read or any file written.
   if not _WORKDIR.value and not _ARTIFACT.value:
     raise errors.InvalidConfigError("give --workdir (resumable) or --artifact_dir")
-  kwargs = {"limit_per_class": _LIMIT.value} if _LIMIT.value else {}
-  if _DATA_DIR.value:
-    kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
-  source = data.load_source(_SOURCE.value, **kwargs)
+  for path in (_WORKDIR.value, _ARTIFACT.value):
+    if path:
+      engine.check_writable(path)
+  if _EVALUATE.value and _REPS.value < 1:
+    raise errors.InvalidConfigError(f"--repetitions must be at least 1, got {_REPS.value}")
+  if _LIMIT.value is not None and _LIMIT.value < 1:
+    raise errors.InvalidConfigError(f"--limit_per_class must be at least 1, got {_LIMIT.value}")
+  options = engine.RunOptions(workdir=_WORKDIR.value, minutes=_MINUTES.value,
+                              max_steps=_MAX_STEPS.value,
+                              checkpoint_seconds=_CKPT_S.value,
+                              allow_changes=tuple(_ALLOW.value),
+                              desc=f"{_METHOD.value} ipc{_IPC.value}")
   overrides = dict(factor=_FACTOR.value, formation=_FORMATION.value, init=_INIT.value,
                    outer_iterations=_OUTER.value, inner_iterations=_INNER.value,
                    iterations=_ITERS.value,
@@ -141,10 +157,13 @@ def main(argv):
                    pretrained=tuple(_PRETRAINED.value) if _PRETRAINED.value else None)
   overrides = {k: v for k, v in overrides.items() if v is not None}
   overrides.update(_parse_sets(_SET.value))
-  options = engine.RunOptions(workdir=_WORKDIR.value, minutes=_MINUTES.value,
-                              max_steps=_MAX_STEPS.value,
-                              checkpoint_seconds=_CKPT_S.value,
-                              desc=f"{_METHOD.value} ipc{_IPC.value}")
+  condense_lib.make_config(_METHOD.value, _SOURCE.value, _IPC.value, **overrides)  # checks
+  if _EVALUATE.value:
+    _protocol(_SOURCE.value)  # an unknown protocol or precision fails now, not after the run
+  kwargs = {"limit_per_class": _LIMIT.value} if _LIMIT.value else {}
+  if _DATA_DIR.value:
+    kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
+  source = data.load_source(_SOURCE.value, **kwargs)
   if cluster.distributed:
     print(f"strategy {cluster.describe()}")
   cache = "cache" if cluster.is_chief else f"cache-worker{cluster.worker_index}"
@@ -160,10 +179,16 @@ def main(argv):
     return
   meta = res.artifact.meta
   run = res.run
+  session = (f"last loss {run.last_loss:.4g}" if run.last_loss is not None
+             else "no iteration run this session")
+  if run.warmup_seconds is not None:
+    session += f"; {run.warmup_seconds:.0f} s of this session went to tracing"
   print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
         f"{run.steps}/{run.total_steps} iterations in {run.seconds / 60:.1f} min "
         f"({run.stopped}{', resumed at ' + str(run.resumed_from) if run.resumed_from else ''})"
-        f", last loss {run.last_loss if run.last_loss is not None else float('nan'):.4g}")
+        f", {session}")
+  for field, before, after in run.changes:
+    print(f"changed on resume: {field} {before} -> {after} (recorded in config.json)")
   st = meta["storage"]
   print(f"storage: {st['stored_images']} stored images ({st['stored_pixels']} pixels"
         f"{', ' + str(st['parameters']) + ' formation weights' if st['parameters'] else ''}, "
@@ -180,12 +205,18 @@ def main(argv):
                         sort_keys=False)
 
 
+def _protocol(source_name):
+  """The --evaluate protocol for `source_name`."""
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  return ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value,
+                         augmentation=ev.default_augmentation(source_name))
+
+
 def _evaluate(res, source, cluster):
   """--evaluate: the repetitions spread over the workers (all of them call this)."""
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
-  protocol = ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value,
-                            augmentation=ev.default_augmentation(source.name))
+  protocol = _protocol(source.name)
   fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
   return ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
                      seed=_SEED.value, cluster=cluster)

@@ -8,6 +8,7 @@ which is why the temporary file is created beside its target.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -45,11 +46,18 @@ def replacing(path: str, suffix: str = "") -> Iterator[str]:
 def replacing_dir(path: str) -> Iterator[str]:
   """Yields a temporary folder beside `path` to fill; if the block ends normally it
   takes `path`'s place (a folder already there is swapped out, then removed), and is
-  removed otherwise. Creates the parent folder."""
+  removed otherwise. Creates the parent folder, and removes the temporary folders a
+  killed writer of the same `path` left beside it."""
   path = os.path.abspath(path)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+  base = os.path.basename(path)
+  # What a killed writer of the same target left behind (a half-filled temporary
+  # folder, or the old version of an interrupted swap) is removed first.
+  for stale in (glob.glob(os.path.join(parent, glob.escape(f".tmp-{base}-") + "*"))
+                + glob.glob(os.path.join(parent, glob.escape(f"{base}.old-.tmp-") + "*"))):
+    shutil.rmtree(stale, ignore_errors=True)
+  tmp = tempfile.mkdtemp(prefix=".tmp-" + base + "-", dir=parent)
   try:
     os.chmod(tmp, umask_mode(0o777))  # mkdtemp's 0700 would hide it from others
     yield tmp

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from typing import Any, Dict, Optional
+
+import numpy as np
 
 from tfcondense import artifact as artifact_lib
 from tfcondense import engine
 from tfcondense import viz
+from tfcondense.errors import InvalidConfigError
 from tfcondense.methods.base import SYNTHESIS, SynthesisSpec  # noqa: F401 (re-exported)
 
 
@@ -40,22 +44,66 @@ class CondenseResult:
   formed_png: Optional[str]
 
 
+def _fits(value: Any, hint: Any) -> bool:
+  """Whether `value` has the type a config field is annotated with (int, float, str,
+  bool, Optional / Union, tuples and lists of those; other annotations pass)."""
+  origin, args = typing.get_origin(hint), typing.get_args(hint)
+  if hint is Any:
+    return True
+  if origin is typing.Union:
+    return any(_fits(value, a) for a in args)
+  if hint is type(None):
+    return value is None
+  if hint is bool:
+    return isinstance(value, (bool, np.bool_))
+  if hint is int:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+  if hint is float:
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, bool)
+  if hint is str:
+    return isinstance(value, str)
+  if origin in (tuple, list) or hint in (tuple, list):
+    if not isinstance(value, (tuple, list)):
+      return False
+    if len(args) == 2 and args[1] is Ellipsis:
+      return all(_fits(v, args[0]) for v in value)
+    if args and len(args) == len(value):
+      return all(_fits(v, a) for v, a in zip(value, args))
+    return not args
+  return True
+
+
+def _type_name(hint: Any) -> str:
+  return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
 def make_config(method: str, source_name: str, ipc: int, **overrides):
   """The method's config for `source_name` at `ipc`, with `overrides` applied.
 
-  Dict values (e.g. model_options) are frozen into sorted tuples of pairs.
+  Dict values (e.g. model_options) are frozen into sorted tuples of pairs, lists
+  into tuples. Every override is checked against its field's annotated type first, so
+  a wrong value fails here, before a workdir or tracing is touched.
+
+  Raises:
+    InvalidConfigError: an unknown field, or a value of the wrong type.
   """
   spec = SYNTHESIS.get(method)
   fields = {f.name for f in dataclasses.fields(spec.config_cls)}
   unknown = sorted(set(overrides) - fields)
   if unknown:
-    from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
     raise InvalidConfigError(f"{method} has no setting(s) {unknown}; known: {sorted(fields)}")
+  hints = typing.get_type_hints(spec.config_cls)
   values = dict(spec.defaults, ipc=int(ipc))
   for k, v in overrides.items():
     if v is None:
       continue
-    values[k] = tuple(sorted(v.items())) if isinstance(v, dict) else v
+    v = tuple(sorted(v.items())) if isinstance(v, dict) else v
+    v = tuple(v) if isinstance(v, list) else v
+    if not _fits(v, hints.get(k, Any)):
+      raise InvalidConfigError(f"{method} setting {k} takes {_type_name(hints[k])}, got "
+                               f"{type(v).__name__} {v!r}")
+    values[k] = v
   cfg = spec.config_cls(**values)
   return cfg.resolve(source_name) if hasattr(cfg, "resolve") else cfg
 
@@ -88,7 +136,8 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
     method_obj = cluster.build_method(method.lower(), spec.build, source, cfg, init_options)
   else:
     method_obj = spec.build(source, cfg, init_options)
-  record = dict(method=method.lower(), source=source.name, config=cfg.as_dict())
+  record = dict(method=method.lower(), source=source.name, config=cfg.as_dict(),
+                data=source.fingerprint())
   result = engine.run(method_obj, options, config=record, cluster=cluster)
   syn = method_obj.synthetic
   images, labels = syn.numpy()
@@ -100,6 +149,8 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
                   steps=result.steps, total_steps=result.total_steps,
                   stopped=result.stopped),
       storage=syn.storage(), config=cfg.as_dict(), class_names=list(source.class_names))
+  if result.changes:  # settings a resume changed (RunOptions.allow_changes)
+    meta["changes"] = [dict(field=k, before=b, after=a) for k, b, a in result.changes]
   weights = form.get_weights() if getattr(form, "variables", None) else None
   if artifact_dir is None and options.workdir:
     artifact_dir = os.path.join(options.workdir, "artifact")

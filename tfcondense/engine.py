@@ -14,8 +14,19 @@ does everything else, once for all methods:
   different ones is refused (a silent mix of two runs is worse than an error);
 * budget: `minutes` of wall-clock work (summed over resumed sessions) stops the run
   cleanly with a checkpoint;
-* a NaN or infinite loss stops the run with `NonFiniteLossError`; the last good
-  checkpoint is kept (never overwritten by the bad state);
+* a NaN or infinite loss, or a NaN / infinite value anywhere in the method's state,
+  stops the run with `NonFiniteLossError`; no checkpoint ever holds a non-finite value
+  (the state is checked before every save), so the last checkpoint is the last good
+  state. A resume may change a field named in `RunOptions.allow_changes` (e.g. a smaller
+  `lr_img`); config.json records the change and the step it took effect at;
+* robust resume: an unreadable `checkpoints/checkpoint` state file or a corrupt
+  newest checkpoint falls back to the newest readable `ckpt-N` (said in a warning,
+  the corrupt files moved to `checkpoints/corrupt/`), never to a silent restart;
+  temporary folders of killed saves (`ckpt-N_temp`, `.tmp-*`) are removed;
+* SIGINT / SIGTERM finish the current step, save a checkpoint and raise
+  `RunInterruptedError` (a second signal interrupts at once);
+* OS errors on the workdir (read-only, full, a file in the way) raise `WorkdirError`
+  naming the path;
 * visibility: a tqdm bar with ETA, TensorBoard scalars (loss, seconds per step) and
   image grids under `<workdir>/tensorboard`;
 * several workers (`cluster`, a `tfcondense.distribute.Cluster`): only the chief writes
@@ -26,18 +37,26 @@ does everything else, once for all methods:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
+import re
+import shutil
+import signal
+import statistics
+import threading
 import time
-from typing import Any, Callable, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
+from absl import logging
 import tensorflow as tf
 
 from tfcondense import atomic
 from tfcondense import progress as progress_lib
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
-                               NonFiniteLossError, TfcondenseError, WorkerLostError)
+                               NonFiniteLossError, RunInterruptedError, TfcondenseError,
+                               WorkdirError, WorkerLostError)
 
 
 class Cluster(Protocol):
@@ -84,6 +103,11 @@ class RunOptions:
     image_every: steps between TensorBoard image grids (0 = only at the end).
     show_progress: draw a progress bar.
     desc: label of the progress bar.
+    allow_changes: settings (leaf names such as "lr_img", or dotted paths such as
+      "config.lr_img") a resume may change; config.json records each change with the
+      step it took effect at. Everything else must equal the recorded settings.
+    handle_signals: SIGINT / SIGTERM stop the run after the current step with a
+      checkpoint (main thread only).
   """
 
   workdir: Optional[str] = None
@@ -94,6 +118,19 @@ class RunOptions:
   image_every: int = 100
   show_progress: bool = True
   desc: str = "condense"
+  allow_changes: Tuple[str, ...] = ()
+  handle_signals: bool = True
+
+  def __post_init__(self):
+    for name, low, ok in (("minutes", 0, self.minutes is None or self.minutes >= 0),
+                          ("max_steps", 0, self.max_steps is None or self.max_steps >= 0),
+                          ("checkpoint_seconds", 0, self.checkpoint_seconds >= 0),
+                          ("keep_checkpoints", 1, self.keep_checkpoints >= 1),
+                          ("image_every", 0, self.image_every >= 0)):
+      if not ok:
+        raise InvalidConfigError(f"{name} must be at least {low}, got {getattr(self, name)}")
+    if isinstance(self.allow_changes, str):
+      object.__setattr__(self, "allow_changes", (self.allow_changes,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,32 +142,136 @@ class RunResult:
   seconds: float        # wall-clock work in total (over all sessions)
   stopped: str          # "done", "budget" or "max_steps"
   resumed_from: int     # step the session started at (0 for a fresh run)
-  last_loss: Optional[float]
+  last_loss: Optional[float]  # None when this session ran no step
+  #: Seconds of this session's first step beyond a typical step (tracing and graph
+  #: building; counted in `minutes`); None with fewer than 2 steps this session.
+  warmup_seconds: Optional[float] = None
+  #: Settings changed on this resume (allowed by `RunOptions.allow_changes`):
+  #: ("config.lr_img", old, new) triples.
+  changes: Tuple[Tuple[str, Any, Any], ...] = ()
 
 
-def guard_config(workdir: str, config: Dict[str, Any], write: bool = True) -> None:
-  """Writes `config.json` in a new workdir, or checks it equals the recorded one
-  (`write=False`: only checks an existing one, as a non-chief worker does)."""
+#: Record keys added after the first runs were recorded: a config.json without them
+#: (an older run) is resumed and gains them.
+_LATER_KEYS = ("data", "runtime")
+_MISSING = "<not set>"
+
+
+def _flatten(record: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+  """{"config.lr_img": 1e-4, ...}: nested dicts as dotted keys."""
+  out = {}
+  for key, value in record.items():
+    if isinstance(value, dict) and value:
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def _short(value: Any) -> str:
+  text = json.dumps(value)
+  return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed(key: str, allow: Sequence[str]) -> bool:
+  return any(key == name or key.rsplit(".", 1)[-1] == name for name in allow)
+
+
+def workdir_error(path: str, error: OSError) -> WorkdirError:
+  """A one-line `WorkdirError` for an OS error met while writing under `path`."""
+  if isinstance(error, (FileExistsError, NotADirectoryError)):
+    return WorkdirError(f"cannot use {path}: {error.filename or path} is a file, not a "
+                        "folder; give another path")
+  reason = error.strerror or str(error).splitlines()[0]
+  return WorkdirError(f"cannot write in {path}: {reason}"
+                      + (f" ({error.filename})" if error.filename else ""))
+
+
+def check_writable(path: str) -> None:
+  """Raises WorkdirError unless `path` is a folder, or can become one, that this
+  process may write in. Creates nothing (for checking flags before any work)."""
+  probe = os.path.abspath(path)
+  while not os.path.exists(probe):
+    parent = os.path.dirname(probe)
+    if parent == probe:
+      break
+    probe = parent
+  if not os.path.isdir(probe):
+    raise workdir_error(path, NotADirectoryError(20, "Not a directory", probe))
+  if not os.access(probe, os.W_OK | os.X_OK):
+    # access() reports a read-only filesystem as well as missing permissions.
+    raise WorkdirError(f"cannot write in {path}: {probe} is not writable "
+                       "(read-only filesystem or no permission)")
+
+
+def guard_config(workdir: str, config: Dict[str, Any], write: bool = True,
+                 allow_changes: Sequence[str] = ()) -> List[Tuple[str, Any, Any]]:
+  """Writes `config.json` in a new workdir, or checks it equals the recorded one.
+
+  Args:
+    workdir: the run's folder.
+    config: the settings (JSON-serialisable, nested dicts allowed).
+    write: False only checks an existing config.json (as a non-chief worker does).
+    allow_changes: fields (leaf names or dotted paths) that may differ; see
+      `RunOptions.allow_changes`.
+
+  Returns:
+    The allowed changes, (dotted key, recorded value, new value) triples; record them
+    with `record_changes` once the step they take effect at is known.
+
+  Raises:
+    InvalidConfigError: other fields differ (one line per field in the message).
+    CorruptArtifactError: config.json is unreadable.
+    WorkdirError: the workdir cannot be created or written.
+  """
   path = os.path.join(workdir, "config.json")
-  if write:
-    os.makedirs(workdir, exist_ok=True)
-  elif not os.path.exists(path):
-    return
   config = json.loads(json.dumps(config, sort_keys=True))
-  if os.path.exists(path):
+  try:
+    if write:
+      os.makedirs(workdir, exist_ok=True)
+    if not os.path.exists(path):
+      if write:
+        atomic.write_json(path, config)
+      return []
     try:
       with open(path) as f:
         old = json.load(f)
-    except (OSError, ValueError) as e:
+    except ValueError as e:
       raise CorruptArtifactError(f"{path} is unreadable ({e}); remove the workdir") from e
-    if old != config:
-      diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-      raise InvalidConfigError(
-          f"{workdir} holds a run with different settings ({', '.join(diff)}: "
-          f"{[old.get(k) for k in diff]} there vs {[config.get(k) for k in diff]} now); "
-          "resume with the same settings or use a new --workdir")
-    return
-  atomic.write_json(path, config)
+    history = old.pop("changes", [])
+    gained = [k for k in _LATER_KEYS if k not in old and k in config]
+    for key in gained:  # recorded by an older version: taken as they are now
+      old[key] = config[key]
+    if gained and write:
+      atomic.write_json(path, dict(old, changes=history) if history else old)
+  except OSError as e:
+    raise workdir_error(workdir, e) from e
+  before, now = _flatten(old), _flatten(config)
+  diff = sorted(k for k in set(before) | set(now)
+                if before.get(k, _MISSING) != now.get(k, _MISSING))
+  refused = [k for k in diff if not _allowed(k, allow_changes)]
+  if refused:
+    lines = "".join(f"\n  {k}: {_short(before.get(k, _MISSING))} there, "
+                    f"{_short(now.get(k, _MISSING))} now" for k in refused)
+    raise InvalidConfigError(
+        f"{workdir} holds a run with different settings; resume with the same settings or use "
+        f"a new --workdir:{lines}")
+  return [(k, before.get(k, _MISSING), now.get(k, _MISSING)) for k in diff]
+
+
+def record_changes(workdir: str, config: Dict[str, Any],
+                   changes: Sequence[Tuple[str, Any, Any]], step: int) -> None:
+  """Rewrites config.json with the new settings and appends `changes` to its
+  "changes" list, each with the step it takes effect at."""
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      history = json.load(f).get("changes", [])
+    history += [{"field": k, "from": old, "to": new, "at_step": int(step)}
+                for k, old, new in changes]
+    atomic.write_json(path, dict(json.loads(json.dumps(config)), changes=history))
+  except OSError as e:
+    raise workdir_error(workdir, e) from e
 
 
 def _together(cluster: Optional[Cluster], fn: Callable[[], Any]):
@@ -175,22 +316,124 @@ def _checkpoint(method: Method) -> Tuple[tf.train.Checkpoint, tf.Variable, tf.Va
   return ckpt, step_var, seconds_var
 
 
-def _restore(ckpt: tf.train.Checkpoint, path: str, workdir: str) -> None:
-  """Restores `path` into `ckpt`, every object of `ckpt` present in the file."""
+_CKPT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+def _checkpoint_numbers(directory: str) -> List[int]:
+  """The N of every `ckpt-N` with an index file in `directory`, newest first."""
+  if not os.path.isdir(directory):
+    return []
+  found = (_CKPT_INDEX.match(name) for name in os.listdir(directory))
+  return sorted((int(m.group(1)) for m in found if m), reverse=True)
+
+
+def clean_temporaries(workdir: str) -> List[str]:
+  """Removes what killed writes leave in a workdir: TensorFlow's `ckpt-N_temp` save
+  folders and `tfcondense.atomic`'s `.tmp-*` files and folders (and `*.old-.tmp-*`
+  folders of an interrupted swap). Returns the removed paths."""
+  patterns = (os.path.join(workdir, "checkpoints", "ckpt-*_temp"),
+              os.path.join(workdir, "checkpoints", ".tmp-*"),
+              os.path.join(workdir, ".tmp-*"), os.path.join(workdir, "*.old-.tmp-*"))
+  removed = []
+  for pattern in patterns:
+    for path in glob.glob(pattern):
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        try:
+          os.remove(path)
+        except OSError:
+          continue
+      removed.append(path)
+  return removed
+
+
+def _reason(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0][:160]}" if text else type(error).__name__
+
+
+def _try_restore(ckpt: tf.train.Checkpoint, path: str) -> Optional[str]:
+  """Restores `path` into `ckpt`; None on success, else why it failed."""
   try:
     ckpt.restore(path).assert_existing_objects_matched()
-  except (tf.errors.OpError, AssertionError, ValueError) as e:
-    raise CorruptArtifactError(
-        f"cannot restore {path} ({type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}); delete "
-        f"{workdir} to start afresh") from e
+  except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError,
+          TypeError) as e:  # a truncated .data file raises IndexError
+    return _reason(e)
+  return None
+
+
+def _move_aside(directory: str, number: int) -> str:
+  """Moves the files of `ckpt-<number>` into `<directory>/corrupt/`; returns that folder."""
+  target = os.path.join(directory, "corrupt")
+  os.makedirs(target, exist_ok=True)
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  for path in glob.glob(os.path.join(directory, f"ckpt-{number}.*")):
+    os.replace(path, os.path.join(target, f"{os.path.basename(path)}.{stamp}"))
+  return target
+
+
+def _write_state(directory: str, numbers: Sequence[int]) -> None:
+  """Rewrites the `checkpoint` state file to list `ckpt-<numbers>` (any order), with
+  their file times, so that `tf.train.CheckpointManager` rotates them as usual."""
+  paths = [os.path.join(directory, f"ckpt-{n}") for n in sorted(numbers)]
+  times = [os.path.getmtime(p + ".index") for p in paths]
+  tf.compat.v1.train.update_checkpoint_state(
+      directory, paths[-1], paths, all_model_checkpoint_timestamps=times,
+      last_preserved_timestamp=min(times) - 1.0)
+
+
+def _resume(ckpt: tf.train.Checkpoint, workdir: str, repair: bool) -> Optional[str]:
+  """Restores the newest readable checkpoint of `workdir` into `ckpt`.
+
+  The newest `ckpt-N` on disk is tried first, whatever the state file says (an
+  unreadable state file must not restart the run); a checkpoint that cannot be read is
+  skipped with a warning and, with `repair`, moved to `checkpoints/corrupt/`, and the
+  state file is rewritten to list what is left.
+
+  Returns:
+    The restored checkpoint's path, or None where the workdir holds none.
+
+  Raises:
+    CorruptArtifactError: checkpoints exist but none can be read.
+  """
+  directory = os.path.join(workdir, "checkpoints")
+  numbers = _checkpoint_numbers(directory)
+  if not numbers:
+    return None
+  state = tf.train.get_checkpoint_state(directory)  # None: missing or unreadable
+  listed = os.path.basename(state.model_checkpoint_path) if state else None
+  newest = f"ckpt-{numbers[0]}"
+  damaged = listed != newest
+  if state is None:
+    logging.warning("%s is missing or unreadable; resuming from the newest checkpoint on "
+                    "disk instead", os.path.join(directory, "checkpoint"))
+  failures = []
+  for n in numbers:
+    path = os.path.join(directory, f"ckpt-{n}")
+    reason = _try_restore(ckpt, path)
+    if reason is None:
+      if failures:
+        logging.warning("%s; resumed from %s instead%s", "; ".join(failures), path,
+                        f" (the unreadable files are in {os.path.join(directory, 'corrupt')})"
+                        if repair else "")
+      if repair and damaged:
+        _write_state(directory, [m for m in numbers if m <= n])
+      return path
+    failures.append(f"checkpoint ckpt-{n} cannot be read ({reason})")
+    damaged = True
+    if repair:
+      _move_aside(directory, n)
+  raise CorruptArtifactError(
+      f"cannot restore any checkpoint in {directory} (newest, {newest}: "
+      f"{failures[0].split(' (', 1)[1]}; delete {workdir} to start afresh")
 
 
 def restore_last(method: Method, workdir: str) -> Optional[int]:
-  """Loads `method`'s state from the last checkpoint `run` wrote in `workdir`.
+  """Loads `method`'s state from the last readable checkpoint `run` wrote in `workdir`.
 
   For reading a run's state after it (e.g. the unclipped synthetic images), not for
-  resuming: `run` restores by itself.
+  resuming: `run` restores by itself. Nothing in `workdir` is changed.
 
   Args:
     method: a method built with the run's settings.
@@ -200,14 +443,70 @@ def restore_last(method: Method, workdir: str) -> Optional[int]:
     The step of that checkpoint, or None where `workdir` holds none.
 
   Raises:
-    CorruptArtifactError: the checkpoint cannot be read into `method`.
+    CorruptArtifactError: no checkpoint can be read into `method`.
   """
-  path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-  if path is None:
-    return None
   ckpt, step_var, _ = _checkpoint(method)
-  _restore(ckpt, path, workdir)
+  if _resume(ckpt, workdir, repair=False) is None:
+    return None
   return int(step_var.numpy())
+
+
+def _nonfinite_part(method: Method) -> Optional[str]:
+  """The name of the first state item holding a NaN / infinite value, else None."""
+  for name, value in method.checkpoint_items().items():
+    for v in tf.nest.flatten(value):
+      if hasattr(v, "dtype") and tf.as_dtype(v.dtype).is_floating:
+        if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))):
+          return name
+  return None
+
+
+class _StopSignals:
+  """SIGINT / SIGTERM set a flag the loop reads after each step (a second signal
+  interrupts at once). Installed only in the main thread, where Python delivers them."""
+
+  def __init__(self, enabled: bool):
+    self.enabled = enabled and threading.current_thread() is threading.main_thread()
+    self.received = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.received is not None:  # the second one: stop now
+      self.__exit__()
+      raise KeyboardInterrupt
+    self.received = signal.Signals(signum).name
+
+  def __enter__(self):
+    if self.enabled:
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
+    return False
+
+
+def _op_determinism() -> Optional[bool]:
+  """Whether `tf.config.experimental.enable_op_determinism()` is on (None: unknown).
+  TensorFlow exports only the setter; the getter lives in its framework module."""
+  try:
+    from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+    return bool(tf_config.is_op_determinism_enabled())
+  except (ImportError, AttributeError):
+    return None
+
+
+def _resume_hint(last: Optional[str]) -> str:
+  if not last:
+    return "Nothing was saved; "
+  return (f"The last good state is kept in {last}: resume from it with a smaller data "
+          "learning rate (apps.condense: the same command with e.g. --lr_img <smaller> "
+          "--allow_change lr_img; Python: RunOptions(allow_changes=('lr_img',))), which "
+          "config.json records, or ")
 
 
 def run(method: Method, options: RunOptions = RunOptions(),
@@ -220,7 +519,7 @@ def run(method: Method, options: RunOptions = RunOptions(),
     method: the synthesis method (see `Method`).
     options: RunOptions.
     config: the method's settings, recorded in / checked against
-      `<workdir>/config.json`.
+      `<workdir>/config.json` (with this process's op-determinism flag added).
     on_step: optional callback(step, scalars) after every step.
     cluster: the workers of a distributed run (None: this process alone).
 
@@ -228,19 +527,30 @@ def run(method: Method, options: RunOptions = RunOptions(),
     A RunResult.
 
   Raises:
-    NonFiniteLossError: a step returned a NaN / infinite loss (state not saved).
+    NonFiniteLossError: a loss or the state became NaN / infinite (not saved).
+    RunInterruptedError: SIGINT / SIGTERM (a checkpoint was saved first).
     InvalidConfigError: the workdir belongs to a run with other settings.
-    CorruptArtifactError: the checkpoint cannot be read.
+    CorruptArtifactError: no checkpoint can be read.
+    WorkdirError: the workdir cannot be written.
     WorkerLostError: (multi-worker) another worker died or stopped answering.
     DistributedError: (multi-worker) the workers restored different states.
   """
   chief = cluster is None or cluster.is_chief
   ckpt, step_var, seconds_var = _checkpoint(method)
   manager = writer = None
+  record = dict(config or {})
+  record.setdefault("runtime", {})
+  record["runtime"] = dict(record["runtime"],
+                           op_determinism=_op_determinism())
+  changes = []
 
-  def restore():
-    if manager.latest_checkpoint:
-      _restore(ckpt, manager.latest_checkpoint, options.workdir)
+  def start():
+    nonlocal changes
+    changes = guard_config(options.workdir, record, write=chief,
+                           allow_changes=options.allow_changes)
+    if chief:
+      clean_temporaries(options.workdir)
+    _resume(ckpt, options.workdir, repair=chief)
 
   def lost(error, step):
     last = manager.latest_checkpoint if manager is not None else None
@@ -254,12 +564,13 @@ def run(method: Method, options: RunOptions = RunOptions(),
   multi = cluster is not None and cluster.multi_worker
   try:
     if options.workdir:
-      _together(cluster, lambda: guard_config(options.workdir, config or {}, write=chief))
+      _together(cluster, start)
       # Only the chief saves; the others read the chief's checkpoints to resume.
       manager = tf.train.CheckpointManager(ckpt, os.path.join(options.workdir, "checkpoints"),
                                            max_to_keep=options.keep_checkpoints)
-      _together(cluster, restore)
       if chief:
+        if changes:
+          record_changes(options.workdir, record, changes, int(step_var.numpy()))
         writer = tf.summary.create_file_writer(os.path.join(options.workdir, "tensorboard"))
     if multi:
       cluster.check_same(_fingerprint(int(step_var.numpy()), method)
@@ -267,19 +578,37 @@ def run(method: Method, options: RunOptions = RunOptions(),
                          "the restored step, state checksum, --minutes and --max_steps")
   except (cluster.peer_errors if multi else ()) as e:
     raise lost(e, int(step_var.numpy())) from e
+  except OSError as e:
+    raise workdir_error(options.workdir, e) from e
 
   total = int(method.total_steps)
   stop_at = min(total, options.max_steps) if options.max_steps is not None else total
-  start = int(step_var.numpy())
+  start_step = int(step_var.numpy())
   budget = None if options.minutes is None else 60.0 * float(options.minutes)
   spent = float(seconds_var.numpy())
   last_save = time.monotonic()
   last_loss = None
   stopped = "done"
+  times = []  # this session's step times (the first includes tracing)
 
   def save():
-    if manager is not None and chief:
+    if manager is None or not chief:
+      return
+    bad = _nonfinite_part(method)
+    if bad is not None:
+      raise NonFiniteLossError(
+          f"the method's state ({bad}) became NaN or infinite by step "
+          f"{int(step_var.numpy())}; stopped without saving it. "
+          + _resume_hint(manager.latest_checkpoint) + "start afresh in a new workdir.")
+    try:
       manager.save(checkpoint_number=int(step_var.numpy()))
+    except (OSError, tf.errors.OpError) as e:
+      clean_temporaries(options.workdir)
+      last = manager.latest_checkpoint
+      raise WorkdirError(
+          f"cannot write a checkpoint in {manager.directory} ({_reason(e)}); "
+          + (f"the last checkpoint, {last}, is intact. " if last else "")
+          + "Free space or fix the folder, then rerun the same command to resume.") from e
 
   def out_of_budget() -> bool:
     if budget is None:  # the same on every worker (checked above)
@@ -293,11 +622,11 @@ def run(method: Method, options: RunOptions = RunOptions(),
       for name, batch in method.image_summaries().items():
         tf.summary.image(name, tf.clip_by_value(batch, 0.0, 1.0), max_outputs=len(batch))
 
-  step = start
+  step = start_step
   try:  # a collective fails on every surviving worker when one dies
-    with progress_lib.progress(stop_at, options.desc, enabled=options.show_progress,
-                               unit="it") as bar:
-      bar.update(start)
+    with _StopSignals(options.handle_signals) as signals, progress_lib.progress(
+        stop_at, options.desc, enabled=options.show_progress, unit="it") as bar:
+      bar.update(start_step)
       while step < stop_at:
         if out_of_budget():
           stopped = "budget"
@@ -309,12 +638,12 @@ def run(method: Method, options: RunOptions = RunOptions(),
         if loss is not None and not math.isfinite(loss):
           last = manager.latest_checkpoint if manager is not None else None
           raise NonFiniteLossError(
-              f"the loss became {loss} at step {step}; stopped. "
-              + (f"The last good state is kept in {last}. " if last else "")
-              + "Lower the learning rates (e.g. --lr_img) or check the data.")
+              f"the loss became {loss} at step {step}; stopped. " + _resume_hint(last)
+              + "start afresh in a new workdir (or check the data).")
         step += 1
         spent += dt
         last_loss = loss
+        times.append(dt)
         step_var.assign(step)
         seconds_var.assign(spent)
         if writer is not None:
@@ -329,6 +658,10 @@ def run(method: Method, options: RunOptions = RunOptions(),
           bar.set_postfix(loss=f"{loss:.4g}", s_per_it=f"{dt:.2f}")
         if options.image_every and step % options.image_every == 0:
           images(step)
+        if (cluster.any(signals.received is not None) if multi
+            else signals.received is not None):  # every worker stops at the same step
+          stopped = "interrupted"
+          break
         if time.monotonic() - last_save >= options.checkpoint_seconds:
           save()
           last_save = time.monotonic()
@@ -340,5 +673,13 @@ def run(method: Method, options: RunOptions = RunOptions(),
   images(int(step_var.numpy()))
   if writer is not None:
     writer.flush()
+  if stopped == "interrupted":
+    raise RunInterruptedError(
+        f"stopped by {signals.received or 'a signal to another worker'} after step {step}; "
+        + (f"saved {manager.latest_checkpoint}: rerun the same command to resume"
+           if manager is not None and chief else "nothing saved (no workdir)"))
+  warmup = (max(0.0, times[0] - statistics.median(times[1:]))
+            if len(times) >= 2 else None)
   return RunResult(steps=int(step_var.numpy()), total_steps=total, seconds=spent,
-                   stopped=stopped, resumed_from=start, last_loss=last_loss)
+                   stopped=stopped, resumed_from=start_step, last_loss=last_loss,
+                   warmup_seconds=warmup, changes=tuple(changes))

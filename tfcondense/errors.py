@@ -21,6 +21,14 @@ class NonFiniteLossError(TfcondenseError, FloatingPointError):
   """A loss became NaN or infinite during training."""
 
 
+class WorkdirError(TfcondenseError, OSError):
+  """A workdir or output path cannot be written (read-only, full, a file in the way)."""
+
+
+class RunInterruptedError(TfcondenseError):
+  """A run stopped on SIGINT / SIGTERM after saving a checkpoint; rerun to resume."""
+
+
 class DistributedError(TfcondenseError):
   """A tf.distribute run cannot go on (workers disagree, a method cannot be split)."""
 

@@ -172,6 +172,10 @@ def _image_shape(image_shape: Sequence[int]) -> Tuple[int, int, int]:
 
 
 # ------------------------------------------------------------------ base class
+#: Fewest stored pixels a tile may keep along a cut axis (`Formation.check_image_shape`).
+MIN_TILE = 2
+
+
 class Formation:
   """A formation function (IDC, Kim et al. 2022): stored -> formed images.
 
@@ -204,6 +208,25 @@ class Formation:
 
   def _options(self) -> dict:
     return {}
+
+  def _split_axes(self) -> Tuple[int, ...]:
+    """The image axes (1 = H, 2 = W) the factor cuts into tiles."""
+    return (1, 2) if self.factor > 1 else ()
+
+  def check_image_shape(self, image_shape: Sequence[int]) -> None:
+    """Raises InvalidConfigError unless every tile keeps at least `MIN_TILE` pixels of
+    the stored image along each cut axis (a factor near the image side only pads and
+    forms thousands of constant images).
+
+    Args:
+      image_shape: (H, W, C) of the source's images.
+    """
+    for axis in self._split_axes():
+      side = int(image_shape[axis - 1])
+      if side // self.factor < MIN_TILE:
+        raise InvalidConfigError(
+            f"factor {self.factor} cuts the {side}-pixel {'height' if axis == 1 else 'width'}"
+            f" into tiles under {MIN_TILE} pixels; use factor <= {max(1, side // MIN_TILE)}")
 
   def _formed_count(self, num_stored: int, num_classes: Optional[int]) -> int:
     del num_classes
@@ -597,6 +620,9 @@ class TimeFormation(Formation):
 
   def _options(self) -> dict:
     return {"axis": self.axis}
+
+  def _split_axes(self) -> Tuple[int, ...]:
+    return (self.axis,) if self.factor > 1 else ()
 
   def formed_per_stored(self) -> int:
     return self.factor

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -58,6 +59,22 @@ class SourceData:
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
+
+  def fingerprint(self) -> dict:
+    """What identifies the training data: the image count and a SHA-1 of the training
+    images and labels (about 0.2 s for Fashion-MNIST's 60,000). Two loads of the same
+    files (wherever they lie) agree; another `limit_per_class`, data folder or
+    version of the data does not. Computed once per store."""
+    cached = self.__dict__.get("_fingerprint")
+    if cached is None:
+      digest = hashlib.sha1()
+      for array in (self.train_images, self.train_labels):
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+      cached = dict(name=self.name, train_images=int(len(self.train_labels)),
+                    sha1=digest.hexdigest())
+      object.__setattr__(self, "_fingerprint", cached)
+    return dict(cached)
 
   def class_indices(self, c: int) -> np.ndarray:
     """Indices into `train_images` of the examples of class `c` (sorted)."""

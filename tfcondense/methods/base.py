@@ -180,5 +180,6 @@ def make_synthetic(source, cfg, init_options: Optional[Dict[str, Any]] = None):
   name = getattr(cfg, "formation", None) or "identity"
   factor = int(getattr(cfg, "factor", 1))
   form = formation_lib.make_formation(name, factor, **dict(getattr(cfg, "formation_options", ())))
+  form.check_image_shape(source.image_shape)
   return synthetic_lib.SyntheticSet.initialize(source, cfg.ipc, form, init=cfg.init,
                                                seed=cfg.seed, **(init_options or {}))
