@@ -16,8 +16,21 @@ evaluation.json; see tfcondense/artifact.py), looked up in this order:
 A config whose artifact is found nowhere fails at once with the command that makes it.
 Splits: `train` holds the formed images (what a network trains on: the stored images
 decoded by the artifact's formation, `tfcondense.synthetic.formed_from_artifact`),
-`stored` the stored images themselves. Images are float32 in [0, 1] (unnormalised);
-`tfcondense.export.load` normalises them with the source's mean and std.
+`stored` the stored images themselves.
+
+Features: `image` is float32 [H, W, C] in [0, 1], unnormalised and bit for bit what the
+artifact holds (what `tfds.load(..., as_supervised=True)` returns);
+`tfcondense.export.load` returns `(image - mean) / std` with the source's per-channel
+mean and std. `image_uint8` is the same image for display, `round(255 * clip(image, 0,
+1))` as uint8 (a `tfds.features.Image`, which `tfds.show_examples` and
+`tfds.as_dataframe` draw). `label` is the class.
+
+Metadata (`info.metadata`), one dict per topic: `dataset` (source, method, ipc, factor,
+counts, class names), `recipe` (formation, seed, the method's config, budget, storage),
+`normalization` (mean, std and the conversions above), `machine` (where the set was
+made, from meta.json; empty for older artifacts), `evaluation` (the reported accuracy
+and the full evaluation record, empty when not evaluated) and `provenance` (artifact
+origin, fingerprint, tfcondense version, creation time). No local path is recorded.
 """
 from __future__ import annotations
 
@@ -34,6 +47,7 @@ import tensorflow_datasets as tfds
 
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
                                SourceUnavailableError)
+from tfcondense.export import NORMALIZATION
 from tfcondense.registry import Registry
 
 #: Methods of the config grid, in benchmark order: selection baselines, then synthesis.
@@ -42,10 +56,13 @@ METHODS = ("random", "kcenter", "herding", "dc", "dsa", "dm", "dm_mf", "mtt", "k
 #: Methods made by `apps.evaluate --save_artifacts` rather than `apps.condense`.
 SELECTION_METHODS = ("random", "kcenter", "herding")
 IPCS = (1, 10, 50)
-VERSION = tfds.core.Version("1.0.0")
+VERSION = tfds.core.Version("1.1.0")
 RELEASE_NOTES = {
     "1.0.0": "Initial release: stored and formed images of tfcondense artifacts, with "
              "method, budget, storage and reported accuracy in the metadata.",
+    "1.1.0": "Adds `image_uint8` (the images as uint8 for tfds.show_examples and "
+             "tfds.as_dataframe); metadata nested by topic (dataset, recipe, "
+             "normalization with mean / std, machine, evaluation, provenance).",
 }
 METHOD_TITLES = {
     "random": "random real images",
@@ -134,7 +151,18 @@ SOURCES: Registry[SourceSpec] = Registry(
 
 
 def register_source(spec: SourceSpec) -> SourceSpec:
-  """Adds `spec` to SOURCES (a name registered twice is an error) and returns it."""
+  """Adds `spec` to SOURCES and returns the registered spec.
+
+  The folder form of `tfds build` (`tfds build datasets_builders/condensed_<source>`)
+  imports a builder file a second time under another module name: registering a spec
+  equal to the registered one returns that one. Another spec under a taken name is an
+  error.
+
+  Raises:
+    ValueError: a different spec is registered under `spec.name`.
+  """
+  if spec.name in SOURCES and SOURCES.get(spec.name) == spec:
+    return SOURCES.get(spec.name)
   SOURCES.register(spec.name)(spec)
   return spec
 
@@ -388,24 +416,92 @@ def _as_int(value) -> Optional[int]:
     return None
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """The `image_uint8` feature of `images` in [0, 1]: round(255 * clip(x, 0, 1))."""
+  return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def normalization_metadata(source: str, meta: Optional[Dict[str, Any]] = None
+                           ) -> Dict[str, Any]:
+  """The `normalization` metadata: per-channel mean / std and how the features relate.
+
+  Args:
+    source: the tfcondense source name.
+    meta: the artifact's meta.json; its "normalization" {"mean", "std"}, where present,
+      wins over the source's constants (`tfcondense.export.NORMALIZATION`).
+
+  Returns:
+    {"mean", "std", "image", "image_uint8", "tfcondense_load"}; mean and std are None
+    where neither gives them (speech_commands: they depend on the corpus).
+  """
+  mean, std = NORMALIZATION.get(source, (None, None))
+  given = (meta or {}).get("normalization")
+  if isinstance(given, dict):
+    mean, std = given.get("mean", mean), given.get("std", std)
+  return dict(
+      mean=None if mean is None else [float(m) for m in mean],
+      std=None if std is None else [float(s) for s in std],
+      image="float32 in [0, 1], unnormalised (what tfds.load returns)",
+      image_uint8="uint8 round(255 * clip(image, 0, 1)), for display",
+      tfcondense_load="(image - mean) / std per channel (tfcondense.load)")
+
+
+def config_metadata(config: CondensedConfig) -> Dict[str, Any]:
+  """The metadata of a config before it is prepared (what its name says)."""
+  return dict(
+      dataset=dict(source=config.source, method=config.method, ipc=config.ipc,
+                   factor=config.factor, num_classes=config.num_classes),
+      normalization=normalization_metadata(config.source))
+
+
+def _accuracy(evaluation: Any) -> Dict[str, Any]:
+  if not isinstance(evaluation, dict) or "acc_mean" not in evaluation:
+    return {}
+  keys = ("acc_mean", "acc_std", "last_mean", "last_std", "model", "protocol",
+          "augmentation")
+  return {k: evaluation[k] for k in keys if k in evaluation}
+
+
+def _machine(meta: Dict[str, Any]) -> Dict[str, Any]:
+  machine = meta.get("machine")
+  if machine is None:
+    return {}
+  return dict(machine) if isinstance(machine, dict) else {"description": str(machine)}
+
+
 def summary_metadata(art, evaluation: Optional[dict], origin: str,
                      num_formed: int, fingerprint: Optional[str] = None) -> Dict[str, Any]:
-  """The JSON metadata a prepared config records (no local paths)."""
+  """The JSON metadata a prepared config records, one dict per topic (no local paths).
+
+  Args:
+    art: the artifact (its meta.json gives source, recipe, machine, ...).
+    evaluation: evaluation.json, or None; meta.json's "evaluation" wins.
+    origin: where the artifact was found ("artifact_dir", "manual_dir", "prebuilt").
+    num_formed: the number of formed (train) images.
+    fingerprint: `artifact_fingerprint` of the artifact directory.
+
+  Returns:
+    {"dataset", "recipe", "normalization", "machine", "evaluation", "provenance"}; see
+    the module docstring. Every value is a dict (TFDS's visualisers iterate them).
+  """
   meta = art.meta
   evaluation = meta.get("evaluation") or evaluation
-  accuracy = None
-  if isinstance(evaluation, dict) and "acc_mean" in evaluation:
-    accuracy = {k: evaluation[k] for k in ("acc_mean", "acc_std", "last_mean", "last_std",
-                                           "model", "protocol", "augmentation")
-                if k in evaluation}
+  names = meta.get("class_names")
   return dict(
-      source=meta.get("source"), method=meta.get("method"), ipc=int(meta["ipc"]),
-      factor=int(meta.get("factor", 1)), formation=meta.get("formation"),
-      seed=meta.get("seed"), budget=meta.get("budget"), storage=meta.get("storage"),
-      config=meta.get("config"), class_names=meta.get("class_names"),
-      num_stored=int(len(art.images)), num_formed=int(num_formed),
-      tfcondense_version=meta.get("version"), created=meta.get("created"),
-      evaluation=evaluation, accuracy=accuracy, artifact=origin, fingerprint=fingerprint)
+      dataset=dict(source=meta.get("source"), method=meta.get("method"),
+                   ipc=int(meta["ipc"]), factor=int(meta.get("factor", 1)),
+                   num_classes=len(names) if names else int(art.labels.max()) + 1,
+                   class_names=names, num_stored=int(len(art.images)),
+                   num_formed=int(num_formed)),
+      recipe=dict(formation=meta.get("formation"), seed=meta.get("seed"),
+                  config=meta.get("config"), budget=meta.get("budget"),
+                  storage=meta.get("storage")),
+      normalization=normalization_metadata(str(meta.get("source")), meta),
+      machine=_machine(meta),
+      evaluation=dict(accuracy=_accuracy(evaluation),
+                      report=evaluation if isinstance(evaluation, dict) else {}),
+      provenance=dict(artifact=origin, fingerprint=fingerprint,
+                      tfcondense_version=meta.get("version"), created=meta.get("created")))
 
 
 class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -441,15 +537,15 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Tensor(shape=tuple(spec.image_shape), dtype=np.float32),
+            "image_uint8": tfds.features.Image(shape=tuple(spec.image_shape),
+                                               dtype=np.uint8),
             "label": label,
         }),
         supervised_keys=("image", "label"),
         # Keep the artifact's (class-major) order: `stored` is images.npy row for row.
         disable_shuffling=True,
         homepage=spec.homepage,
-        metadata=tfds.core.MetadataDict(
-            source=config.source, method=config.method, ipc=config.ipc,
-            factor=config.factor),
+        metadata=tfds.core.MetadataDict(**config_metadata(config)),
     )
 
   @classmethod
@@ -506,5 +602,5 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     }
 
   def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
-    for i, (x, y) in enumerate(zip(images, labels)):
-      yield i, {"image": x, "label": int(y)}
+    for i, (x, x8, y) in enumerate(zip(images, to_uint8(images), labels)):
+      yield i, {"image": x, "image_uint8": x8, "label": int(y)}

@@ -186,7 +186,7 @@ def test_tfds_offline_error_is_fast_and_helpful(tmp_path):
   assert time.perf_counter() - t < 20
   msg = str(info.value)
   assert f"cifar10 is not prepared under {tmp_path}" in msg
-  for hint in ("tfds build cifar10", "data_dir=", "TFDS_DATA_DIR", "download=True"):
+  for hint in ("tfds.builder('cifar10'", "data_dir=", "TFDS_DATA_DIR", "download=True"):
     assert hint in msg
 
 

@@ -78,7 +78,7 @@ def exported(tmp_path_factory):
 
 def test_to_tfds_prepares_formed_train_and_stored_splits(exported):
   art, _, data_dir, builder = exported
-  assert builder.info.full_name == NAME + "/1.0.0"
+  assert builder.info.full_name == f"{NAME}/{_condensed.VERSION}"
   train = tfds.load(NAME, split="train", data_dir=data_dir)
   stored = tfds.load(NAME, split="stored", data_dir=data_dir)
   assert len(list(train)) == 40 and len(list(stored)) == 10
@@ -94,11 +94,15 @@ def test_to_tfds_prepares_formed_train_and_stored_splits(exported):
   assert info.features["image"].shape == (28, 28, 1)
   assert info.supervised_keys == ("image", "label")
   meta = info.metadata
-  assert (meta["method"], meta["ipc"], meta["factor"]) == ("idc", 1, 2)
-  assert meta["formation"] == {"name": "uniform", "factor": 2}
-  assert meta["budget"] == {"minutes": 1.5, "steps": 10}
-  assert meta["accuracy"]["acc_mean"] == 71.5 and meta["artifact"] == "artifact_dir"
-  assert (meta["num_stored"], meta["num_formed"]) == (10, 40)
+  data = meta["dataset"]
+  assert (data["method"], data["ipc"], data["factor"]) == ("idc", 1, 2)
+  assert meta["recipe"]["formation"] == {"name": "uniform", "factor": 2}
+  assert meta["recipe"]["budget"] == {"minutes": 1.5, "steps": 10}
+  assert meta["evaluation"]["accuracy"]["acc_mean"] == 71.5
+  assert meta["evaluation"]["report"] == EVALUATION
+  assert meta["provenance"]["artifact"] == "artifact_dir"
+  assert (data["num_stored"], data["num_formed"]) == (10, 40)
+  assert meta["normalization"]["mean"] == list(fashion_mnist.MEAN)
   assert str(exported[1]) not in json.dumps(dict(meta))  # no local path recorded
 
 
@@ -153,7 +157,7 @@ def test_manual_dir_holds_user_artifacts(tmp_path, monkeypatch):
   assert len(list(ds)) == 100
   meta = tfds.builder("condensed_fashion_mnist/kcenter_ipc10",
                       data_dir=str(tmp_path / "tfds")).info.metadata
-  assert meta["artifact"] == "manual_dir" and meta["accuracy"] is None
+  assert meta["provenance"]["artifact"] == "manual_dir" and meta["evaluation"]["accuracy"] == {}
 
 
 def test_manual_dir_comes_before_the_shipped_artifact(tmp_path, monkeypatch):
@@ -165,7 +169,7 @@ def test_manual_dir_comes_before_the_shipped_artifact(tmp_path, monkeypatch):
     builder = tfds.builder(NAME, data_dir=str(tmp_path / "tfds" / manual))
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / manual)))
-    assert builder.info.metadata["artifact"] == origin
+    assert builder.info.metadata["provenance"]["artifact"] == origin
     x, _ = _as_numpy(builder.as_dataset(split="stored", as_supervised=True))
     np.testing.assert_array_equal(
         x, np.load(tmp_path / ("shipped" if manual == "other" else manual) / "idc_ipc1" /
@@ -242,7 +246,7 @@ def test_config_grid():
   by_name = {c.name: c for c in FMNIST.BUILDER_CONFIGS}
   assert (by_name["idc_ipc10"].factor, by_name["dm_mf_ipc1"].factor,
           by_name["dm_ipc1"].factor) == (2, 2, 1)
-  assert all(str(c.version) == "1.0.0" and c.release_notes and c.description
+  assert all(c.version == _condensed.VERSION and c.release_notes and c.description
              for c in FMNIST.BUILDER_CONFIGS)
   imagenet = tfds.builder_cls("condensed_imagenet_subset")
   configs = {c.name: c for c in imagenet.BUILDER_CONFIGS}
@@ -262,7 +266,8 @@ def test_folder_sources_take_label_names_from_the_artifact(tmp_path):
       np.arange(10), dict(source="imagenet_subset", method="random", ipc=1, factor=1,
                           class_names=names))
   builder = export.to_tfds(str(tmp_path / "art"), data_dir=str(tmp_path / "tfds"))
-  assert builder.info.full_name == "condensed_imagenet_subset/random_ipc1_nclass10/1.0.0"
+  assert builder.info.full_name == \
+      f"condensed_imagenet_subset/random_ipc1_nclass10/{_condensed.VERSION}"
   reloaded = tfds.builder("condensed_imagenet_subset/random_ipc1_nclass10",
                           data_dir=str(tmp_path / "tfds"))
   assert reloaded.info.features["label"].names == names
@@ -295,4 +300,5 @@ def test_shipped_artifacts_match_their_configs_and_load(tmp_path):
   x, y = _as_numpy(ds)
   assert x.shape == (400, 28, 28, 1) and np.bincount(y).tolist() == [40] * 10
   meta = tfds.builder("condensed_fashion_mnist/idc_ipc10", data_dir=str(tmp_path)).info.metadata
-  assert meta["artifact"] == "prebuilt" and meta["accuracy"]["acc_mean"] > 70
+  assert meta["provenance"]["artifact"] == "prebuilt"
+  assert meta["evaluation"]["accuracy"]["acc_mean"] > 70

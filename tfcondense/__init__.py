@@ -7,7 +7,8 @@ Importing the package is cheap: submodules (and TensorFlow) load on first use.
     art = tfc.select("kcenter", source, ipc=10, seed=0)
     print(tfc.evaluate(art.images, art.labels, source, protocol="cpu"))
 
-Synthesis (IDC): `tfcondense.condense.condense("idc", source, ipc=10, ...)`.
+Synthesis (IDC): `tfcondense.condense.condense("idc", source, ipc=10, ...)`. Condensed
+sets for Keras: `tfc.load("condensed_fashion_mnist/idc_ipc10", split=["train", "test"])`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ _LAZY = {
     "make_formation": "tfcondense.formation",
     "RunOptions": "tfcondense.engine",
     "load": "tfcondense.export",
+    "load_test": "tfcondense.export",
 }
 
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.

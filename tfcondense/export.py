@@ -1,4 +1,4 @@
-"""Condensed artifacts as TFDS datasets: `to_tfds(artifact_dir)` and `load(name)`.
+"""Condensed artifacts as TFDS datasets: `to_tfds(artifact_dir)`, `load(name)`, `load_test`.
 
 The builders live in `datasets_builders/condensed_<source>/` (one per source, configs
 `<method>_ipc<1|10|50>`, `..._nclass<10|100>` for imagenet_subset); importing
@@ -11,17 +11,26 @@ The builders live in `datasets_builders/condensed_<source>/` (one per source, co
     model.fit(ds.shuffle(400).batch(64), epochs=10)
 
     # 3. an artifact directory exported into a TFDS data_dir (config picked from meta.json):
-    builder = tfcondense.export.to_tfds("runs/idc/artifact", data_dir="~/tfds")
+    builder = tfcondense.export.to_tfds("runs/idc/artifact", data_dir="tfds_data")
     ds = builder.as_dataset(split="train", as_supervised=True)
-    # later, anywhere: import datasets_builders; tfds.load(builder.info.full_name, ...)
+    # later, anywhere: import datasets_builders, then
+    ds = tfds.load(tfcondense.export.dataset_name("runs/idc/artifact"), data_dir="tfds_data")
+    # or, without the builders: tfds.builder_from_directory(builder.data_dir).as_dataset(...)
+
+    # the real test split of the source, normalised the same way, for model.evaluate:
+    train, test = tfcondense.load("condensed_fashion_mnist/idc_ipc10", split=["train", "test"])
 
 Splits: `train` holds the formed images (what IDC trains on), `stored` the stored ones;
 images are float32 [H, W, C] in [0, 1], which `load` normalises with the source's mean
-and std.
+and std (`tfds.load` of the same name gives them unnormalised; the mean and std are in
+`info.metadata["normalization"]`). `test` is not a TFDS split: `load` and `load_test`
+read it from the source (`tfcondense.load_source`).
 """
 from __future__ import annotations
 
 import json
+import os
+import re
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from tfcondense.data import fashion_mnist as _fashion_mnist
@@ -43,6 +52,13 @@ NORMALIZATION: Dict[str, Stats] = {
     "imagenet_subset": (_folders.IMAGENET_MEAN, _folders.IMAGENET_STD),
 }
 PREFIX = "condensed_"
+#: The split `load` reads from the source dataset rather than from TFDS.
+TEST = "test"
+
+
+def _expand(path: Optional[str]) -> Optional[str]:
+  """`path` with a leading `~` expanded (tfds takes `~/x` for a folder named `~`)."""
+  return None if path is None else os.path.expanduser(str(path))
 
 
 def _builders():
@@ -118,7 +134,8 @@ def to_tfds(artifact_dir: str, data_dir: Optional[str] = None, name: Optional[st
 
   Args:
     artifact_dir: a tfcondense artifact directory (images.npy, labels.npy, meta.json).
-    data_dir: the TFDS data directory (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    data_dir: the TFDS data directory (None: $TFDS_DATA_DIR or ~/tensorflow_datasets;
+      a leading `~` is expanded).
     name: the config to build, `condensed_<source>/<config>` or only `<config>`
       (default: `dataset_name(artifact_dir)`); it must match the artifact.
 
@@ -133,7 +150,7 @@ def to_tfds(artifact_dir: str, data_dir: Optional[str] = None, name: Optional[st
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  artifact_dir = str(artifact_dir)
+  artifact_dir, data_dir = _expand(artifact_dir), _expand(data_dir)
   default = dataset_name(artifact_dir)
   if name is None:
     name = default
@@ -190,86 +207,222 @@ def _drop_stale(name: str, data_dir: Optional[str], manual_dir: str,
   path = condensed.manual_artifact(manual_dir, builder.builder_config.name)
   if path is None or not tf.io.gfile.exists(str(builder.data_path)):
     return
-  if builder.info.metadata.get("fingerprint") != condensed.artifact_fingerprint(path):
+  recorded = builder.info.metadata.get("provenance", {}).get("fingerprint")
+  if recorded != condensed.artifact_fingerprint(path):
     tf.io.gfile.rmtree(str(builder.data_path))
+
+
+def _stats(source: str, normalize: Union[bool, Stats]) -> Optional[Stats]:
+  """The (mean, std) that `normalize` asks for on `source`, or None for [0, 1]."""
+  if normalize is True:
+    return normalization(source)
+  return tuple(normalize) if normalize else None
+
+
+def _normalized(result, stats: Stats, as_supervised: bool):
+  """`result` of `tfds.load` (a dataset, a list or dict of them, or the tensors of
+  batch_size=-1) with (image - mean) / std applied to every image."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  mean = tf.constant(stats[0], tf.float32)
+  std = tf.constant(stats[1], tf.float32)
+  if as_supervised:
+    fn = lambda x, y: ((x - mean) / std, y)  # noqa: E731
+  else:
+    fn = lambda ex: dict(ex, image=(ex["image"] - mean) / std)  # noqa: E731
+
+  def one(ds):
+    if isinstance(ds, tf.data.Dataset):
+      return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    return fn(*ds) if as_supervised else fn(ds)
+
+  if isinstance(result, list):  # a list of splits
+    return [one(r) for r in result]
+  if isinstance(result, dict) and result and all(
+      isinstance(v, tf.data.Dataset) for v in result.values()):  # split=None
+    return {k: one(v) for k, v in result.items()}
+  return one(result)
+
+
+def _asks_for_test(split) -> bool:
+  """Whether `split` is `test` or a list holding it (the source's test split).
+
+  Raises:
+    InvalidConfigError: `test` inside a split expression (slices, sums).
+  """
+  if isinstance(split, str):
+    splits = [split]
+  elif isinstance(split, (list, tuple)):
+    splits = list(split)
+  else:  # None (every TFDS split) or a tfds.core.ReadInstruction
+    splits = []
+  for s in splits:
+    if isinstance(s, str) and s != TEST and re.search(rf"\b{TEST}\b", s):
+      raise InvalidConfigError(
+          f"split {s!r}: the test split is the source dataset's, not a TFDS split, and "
+          f"takes no slices or sums; pass split='{TEST}' (or a list holding it) and cut "
+          "the dataset with ds.take(n) / ds.skip(n)")
+  return TEST in splits
+
+
+def _test_source(name: str) -> Tuple[str, Dict[str, Any]]:
+  """(source name, `load_source` options) behind a source or condensed dataset name."""
+  name = str(name)
+  if not name.startswith(PREFIX):
+    return name, {}
+  nclass = re.search(r"_nclass(\d+)", name.split("/", 1)[1] if "/" in name else "")
+  return _source_of(name), ({"nclass": int(nclass.group(1))} if nclass else {})
+
+
+def load_test(name: str, normalize: Union[bool, Stats] = True, *,
+              source_options: Optional[Dict[str, Any]] = None,
+              as_supervised: bool = True, batch_size: Optional[int] = None):
+  """The real test split of a source, normalised as `load` normalises its condensed sets.
+
+      train = tfcondense.load("condensed_fashion_mnist/idc_ipc10")
+      model.fit(train.shuffle(400).batch(64), epochs=30)
+      model.evaluate(tfcondense.load_test("fashion_mnist").batch(256))
+
+  Args:
+    name: a source, e.g. `fashion_mnist`, or a condensed dataset of it, e.g.
+      `condensed_fashion_mnist/idc_ipc10` (an `..._nclass<n>` config takes the first n
+      classes of imagenet_subset).
+    normalize: True applies (x - mean) / std with the constants `load` uses
+      (`NORMALIZATION`; for a source without them, such as speech_commands, the mean and
+      std the loaded source reports), False keeps [0, 1], or a (mean, std) pair.
+    source_options: options of `tfcondense.load_source` where the source's files are
+      not in their default place: `{"path": ...}` for fashion_mnist, `{"data_dir": ...}`
+      for the TFDS-backed cifar10 / cifar100, `{"root": ...}` for the folder sources.
+    as_supervised: (image, label) pairs; False gives {"image", "label"} dicts.
+    batch_size: batch the dataset; -1 returns the whole split as tensors (as tfds.load).
+
+  Returns:
+    A `tf.data.Dataset` of float32 [H, W, C] images and int64 labels (the dtypes `load`
+    gives), in the source's order.
+
+  Raises:
+    UnknownNameError: no such source (the message lists them).
+    SourceUnavailableError: the source's files are missing (the message says how to get
+      them).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfcondense.data import load_source  # pylint: disable=g-import-not-at-top
+  source_name, options = _test_source(name)
+  src = load_source(source_name, **{**options, **(source_options or {})})
+  images = tf.constant(src.test_images, tf.float32)
+  labels = tf.cast(src.test_labels, tf.int64)
+  if normalize is True:
+    stats = NORMALIZATION.get(source_name, (tuple(src.mean), tuple(src.std)))
+  else:
+    stats = tuple(normalize) if normalize else None
+  if as_supervised:
+    split = (images, labels)
+  else:
+    split = {"image": images, "label": labels}
+  if batch_size == -1:
+    return split if stats is None else _normalized(split, stats, as_supervised)
+  ds = tf.data.Dataset.from_tensor_slices(split)
+  if stats is not None:
+    ds = _normalized(ds, stats, as_supervised)
+  return ds.batch(batch_size) if batch_size else ds
 
 
 def load(name: str, split: Union[str, Sequence[str], None] = "train",
          data_dir: Optional[str] = None,
          normalize: Union[bool, Stats] = True, *, manual_dir: Optional[str] = None,
-         **kwargs):
+         source_options: Optional[Dict[str, Any]] = None, **kwargs):
   """`tfds.load(name, as_supervised=True, ...)` of a condensed dataset, normalised.
 
   Args:
     name: `condensed_<source>/<config>`, e.g. `condensed_fashion_mnist/idc_ipc10`.
-    split: `train` (formed images), `stored`, a list of them, or any tfds split spec.
-    data_dir: the TFDS data directory (prepared there on first use, offline).
+    split: `train` (formed images), `stored`, `test` (the source's real test split, see
+      `load_test`), a list of them (`["train", "test"]` for model.fit and
+      model.evaluate), or any tfds split spec of train / stored.
+    data_dir: the TFDS data directory (prepared there on first use, offline; a leading
+      `~` is expanded).
     normalize: True applies (x - mean) / std with the source's constants
-      (`NORMALIZATION`), False keeps [0, 1], or a (mean, std) pair of per-channel values.
+      (`NORMALIZATION`, also in `info.metadata["normalization"]`), False keeps [0, 1]
+      (what `tfds.load` of the same name gives), or a (mean, std) pair of per-channel
+      values.
     manual_dir: where your artifacts are (`<manual_dir>/<config>/meta.json`, or a
       meta.json in `manual_dir` itself); shortcut for `download_and_prepare_kwargs=
       {"download_config": tfds.download.DownloadConfig(manual_dir=...)}`. Your artifact
       wins over a shipped one of the same config, and a version of the config prepared
       under `data_dir` from another artifact (or an older copy of yours) is prepared
       again from yours.
-    **kwargs: passed to `tfds.load` (batch_size, shuffle_files, with_info, ...).
+    source_options: `tfcondense.load_source` options for the `test` split (see
+      `load_test`).
+    **kwargs: passed to `tfds.load` (batch_size, shuffle_files, with_info, ...); the
+      `test` split honours as_supervised, batch_size and with_info.
 
   Returns:
     What `tfds.load` returns: (image, label) datasets ready for `model.fit`
     (with_info=True: (datasets, info)).
 
   Raises:
-    InvalidConfigError: not a condensed dataset, no normalisation for its source, or
-      `manual_dir` is not an existing directory.
+    InvalidConfigError: not a condensed dataset, no normalisation for its source,
+      `manual_dir` is not an existing directory, or `test` in a split expression.
     ArtifactNotFoundError: the config's artifact is missing (the message names the
       command that makes it).
+    SourceUnavailableError: the `test` split's source files are missing.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  stats = _stats(_source_of(name), normalize)
+  data_dir, manual_dir = _expand(data_dir), _expand(manual_dir)
+  if _asks_for_test(split):
+    return _load_with_test(name, split, data_dir, normalize, manual_dir, source_options,
+                           kwargs)
+  _builders()
+  if manual_dir is not None:
+    _use_manual_dir(name, data_dir, manual_dir, kwargs)
+  kwargs.setdefault("as_supervised", True)
+  out = tfds.load(name, split=split, data_dir=data_dir, **kwargs)
+  if stats is None:
+    return out
+  if kwargs.get("with_info"):
+    datasets, info = out
+    return _normalized(datasets, stats, kwargs["as_supervised"]), info
+  return _normalized(out, stats, kwargs["as_supervised"])
+
+
+def _use_manual_dir(name: str, data_dir: Optional[str], manual_dir: str,
+                    kwargs: Dict[str, Any]) -> None:
+  """Points `kwargs` (of tfds.load) at `manual_dir`, dropping a stale prepared copy.
+
+  Raises:
+    InvalidConfigError: `manual_dir` is not an existing directory.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  source = _source_of(name)
-  if normalize is True:
-    mean, std = normalization(source)
-  elif normalize:
-    mean, std = normalize
-  _builders()
-  if manual_dir is not None:
-    manual_dir = str(manual_dir)
-    if not tf.io.gfile.isdir(manual_dir):
-      raise InvalidConfigError(
-          f"manual_dir {manual_dir} does not exist or is not a directory; put your "
-          "artifact at <manual_dir>/<config name>/ (images.npy, labels.npy, meta.json) or "
-          "leave manual_dir out")
-    prepare = dict(kwargs.pop("download_and_prepare_kwargs", None) or {})
-    prepare["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    kwargs["download_and_prepare_kwargs"] = prepare
-    if kwargs.get("download", True):  # download=False must not delete what it would read
-      _drop_stale(name, data_dir, manual_dir, kwargs.get("builder_kwargs"))
-  kwargs.setdefault("as_supervised", True)
-  out = tfds.load(name, split=split, data_dir=data_dir, **kwargs)
-  if not normalize:
+  if not tf.io.gfile.isdir(manual_dir):
+    raise InvalidConfigError(
+        f"manual_dir {manual_dir} does not exist or is not a directory; put your "
+        "artifact at <manual_dir>/<config name>/ (images.npy, labels.npy, meta.json) or "
+        "leave manual_dir out")
+  prepare = dict(kwargs.pop("download_and_prepare_kwargs", None) or {})
+  prepare["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  kwargs["download_and_prepare_kwargs"] = prepare
+  if kwargs.get("download", True):  # download=False must not delete what it would read
+    _drop_stale(name, data_dir, manual_dir, kwargs.get("builder_kwargs"))
+
+
+def _load_with_test(name: str, split, data_dir: Optional[str],
+                    normalize: Union[bool, Stats], manual_dir: Optional[str],
+                    source_options: Optional[Dict[str, Any]], kwargs: Dict[str, Any]):
+  """`load` of a split list holding `test` (or of `test` alone): each split in turn."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  kwargs = dict(kwargs)
+  with_info = kwargs.pop("with_info", False)
+  splits = [split] if isinstance(split, str) else list(split)
+  out = [
+      load_test(name, normalize, source_options=source_options,
+                as_supervised=kwargs.get("as_supervised", True),
+                batch_size=kwargs.get("batch_size"))
+      if s == TEST else
+      load(name, s, data_dir, normalize, manual_dir=manual_dir, **kwargs)
+      for s in splits]
+  out = out[0] if isinstance(split, str) else out
+  if not with_info:
     return out
-  mean = tf.constant(mean, tf.float32)
-  std = tf.constant(std, tf.float32)
-
-  def norm(ds):
-    if not isinstance(ds, tf.data.Dataset):  # batch_size=-1: the tensors themselves
-      if kwargs["as_supervised"]:
-        return ((ds[0] - mean) / std, ds[1])
-      return dict(ds, image=(ds["image"] - mean) / std)
-    if kwargs["as_supervised"]:
-      return ds.map(lambda x, y: ((x - mean) / std, y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.map(lambda ex: dict(ex, image=(ex["image"] - mean) / std),
-                  num_parallel_calls=tf.data.AUTOTUNE)
-
-  def apply(result):
-    if isinstance(result, list):  # a list of splits
-      return [norm(r) for r in result]
-    if isinstance(result, dict) and result and all(
-        isinstance(v, tf.data.Dataset) for v in result.values()):  # split=None
-      return {k: norm(v) for k, v in result.items()}
-    return norm(result)
-
-  if kwargs.get("with_info"):
-    datasets, info = out
-    return apply(datasets), info
-  return apply(out)
+  _builders()
+  builder = tfds.builder(name, data_dir=data_dir, **(kwargs.get("builder_kwargs") or {}))
+  return out, builder.info

@@ -58,3 +58,13 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
   mean = images.mean(axis=(0, 1, 2), dtype=np.float64)
   std = images.std(axis=(0, 1, 2), dtype=np.float64)
   return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def prepare_command(name: str) -> str:
+  """A shell command that downloads and prepares the TFDS dataset `name` (for messages).
+
+  Not `tfds build`: the tfds CLI of tensorflow-datasets 4.9 does not start without
+  apache-beam and mlcroissant (tensorflow/datasets#5463).
+  """
+  return (f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
+          "data_dir='<dir>').download_and_prepare()\"")

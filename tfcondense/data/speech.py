@@ -26,7 +26,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from absl import logging
 
-from tfcondense.data.common import check_limit, resolve_dir
+from tfcondense.data.common import check_limit, prepare_command, resolve_dir
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import SourceUnavailableError, check_choice
@@ -366,7 +366,7 @@ def _load_tfds(path: Optional[str], limit: Optional[int]) -> SourceData:
       raise SourceUnavailableError(
           f"tfds {TFDS_NAME} is not prepared under {shown}; nothing is downloaded "
           f"({type(e).__name__}: {first}). Prepare it where you have internet "
-          f"(`tfds build {TFDS_NAME}`), copy that data_dir here and pass path=... (or "
+          f"({prepare_command(TFDS_NAME)}), copy that data_dir here and pass path=... (or "
           "set TFDS_DATA_DIR); or use backend='folder' with the unzipped "
           "mini_speech_commands or a corpus from `python -m apps.make_speech`.") from e
     if not len(splits[split]):

@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tfcondense.data.common import check_limit, first_per_class, to_unit_float
+from tfcondense.data.common import (check_limit, first_per_class, prepare_command,
+                                    to_unit_float)
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import SourceUnavailableError
@@ -123,9 +124,9 @@ def _unavailable(name: str, data_dir: str, download: bool,
            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
            "Prepare it where you have internet (")
   return SourceUnavailableError(
-      f"{name} is not prepared under {data_dir}; {how}`tfds build {name}` or "
-      f"tfds.load('{name}')), copy that data_dir here and pass data_dir=... (or set "
-      f"TFDS_DATA_DIR), or pass download=True on a machine with internet.")
+      f"{name} is not prepared under {data_dir}; {how}{prepare_command(name)}), copy "
+      "that data_dir here and pass data_dir=... (or set TFDS_DATA_DIR), or pass "
+      "download=True on a machine with internet.")
 
 
 def _register(name: str) -> None:
