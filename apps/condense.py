@@ -95,7 +95,7 @@ _ALLOW = flags.DEFINE_list("allow_change", [],
                            "config.json and the artifact's meta.json record each change.")
 _CKPT_S = flags.DEFINE_float("checkpoint_seconds", 60.0, "Seconds between checkpoints.")
 _EVALUATE = flags.DEFINE_bool("evaluate", False, "Evaluate the artifact when done.")
-_PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "quick", "smoke"],
+_PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "light", "quick", "smoke"],
                               "Evaluation protocol for --evaluate.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Evaluation repetitions for --evaluate.")
 _EVAL_PRECISION = flags.DEFINE_enum("eval_precision", None, ["float32", "mixed_bfloat16"],

@@ -43,12 +43,19 @@ _MODEL = flags.DEFINE_string("model", None,
                              "resnet10, resnet18, resnet152, resnet_ap10, densenet121, "
                              "efficientnet_b0, vit.")
 _AUG = flags.DEFINE_string("augmentation", None,
-                           "Evaluation augmentation: none, imagenet, dsa, autoaugment, "
-                           "randaugment (default: the protocol's, dsa; none for speech_commands, "
-                           "as IDC).")
-_PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "quick", "smoke"],
+                           "Evaluation augmentation: none, imagenet, crop_flip, dsa, "
+                           "autoaugment, randaugment (default: the protocol's, dsa; none for "
+                           "speech_commands, as IDC).")
+_DSA_STRATEGY = flags.DEFINE_string(
+    "dsa_strategy", None,
+    "DSA strategy of the dsa augmentation (default, as the IDC reference: "
+    "color_crop_flip_scale_rotate under CutMix, color_crop_cutout_flip_scale_rotate "
+    "without); e.g. color_crop_cutout_flip_scale_rotate keeps cutout under CutMix.")
+_PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "light", "quick", "smoke"],
                               "paper = 1000 epochs (IDC/DC-BENCH); cpu = 1000 steps; "
-                              "quick = 300 steps; smoke = 4 steps (tests).")
+                              "light = cpu's length with random crop + flip and no CutMix "
+                              "(a plain Keras recipe); quick = 300 steps; smoke = 4 steps "
+                              "(tests). Every row records the exact recipe.")
 _STEPS = flags.DEFINE_integer("steps", None, "Override the protocol's number of SGD steps.")
 _PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],
                                "Override the protocol's precision (mixed_bfloat16: about "
@@ -133,7 +140,7 @@ def main(argv):
     kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
   source = data.load_source(_SOURCE.value, **kwargs)
   overrides = dict(augmentation=_AUG.value or ev.default_augmentation(source.name),
-                   precision=_PRECISION.value)
+                   precision=_PRECISION.value, strategy=_DSA_STRATEGY.value)
   if _STEPS.value is not None:
     overrides.update(steps=_STEPS.value, epochs=None)
   elif _EPOCHS.value is not None:

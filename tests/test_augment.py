@@ -254,8 +254,8 @@ def test_policy_in_tf_function(name, shape_key):
 
 
 def test_policy_registry_and_options():
-  assert set(policies.POLICIES.names()) == {"none", "imagenet", "dsa", "autoaugment",
-                                            "randaugment", "time_shift_noise"}
+  assert set(policies.POLICIES.names()) == {"none", "imagenet", "crop_flip", "dsa",
+                                            "autoaugment", "randaugment", "time_shift_noise"}
   with pytest.raises(UnknownNameError, match="randaugment"):
     policies.make_policy("trivial", image_shape=(8, 8, 1), mean=(0.5,), std=(0.5,))
   with pytest.raises(ValueError):

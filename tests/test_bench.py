@@ -337,6 +337,32 @@ def test_cell_store_is_atomic_guards_settings_and_finds_twins(tmp_path):
   assert store.sources() == ["fm"]
 
 
+def test_cells_of_protocol_version_1_are_recomputed_only_where_the_recipe_changed(tmp_path):
+  store = CellStore(str(tmp_path))
+  v1 = {k: v for k, v in _PROTOCOL.items()}  # no "strategy": made before version 2
+  v2 = dict(_PROTOCOL, strategy=None, min_steps=None, max_steps=None)
+
+  def spec(protocol):
+    return {"kind": "evaluate", "set": {"method": "dm", "ipc": 10}, "protocol": protocol}
+
+  store.put("fm", "augmentation", "dsa_cutmix", spec(v1), {"acc_mean": 80.0})
+  assert store.get("fm", "augmentation", "dsa_cutmix", spec(v2)) is None  # lost cutout
+  assert store.find_equal(spec(v2)) is None
+  v1_none = dict(v1, augmentation="none")
+  store.put("fm", "augmentation", "none_cutmix", spec(v1_none), {"acc_mean": 70.0})
+  cell = store.get("fm", "augmentation", "none_cutmix", spec(dict(v2, augmentation="none")))
+  assert cell["result"] == {"acc_mean": 70.0}  # same recipe: kept
+  v1_plain = dict(v1, cutmix_prob=0.0)  # DSA without CutMix kept cutout in both versions
+  store.put("fm", "augmentation", "dsa_plain", spec(v1_plain), {"acc_mean": 75.0})
+  assert store.get("fm", "augmentation", "dsa_plain", spec(dict(v2, cutmix_prob=0.0)))
+  with pytest.raises(InvalidConfigError, match="other settings"):  # a real change still
+    store.get("fm", "augmentation", "dsa_cutmix", spec(dict(v2, lr=0.1)))
+  assert "evaluation protocol v1" in report.describe_protocol(v1)
+  assert "dsa (color_crop_cutout_flip_scale_rotate)" in report.describe_protocol(v1)
+  assert "dsa (color_crop_flip_scale_rotate) augmentation" in report.describe_protocol(v2)
+  assert "evaluation protocol v2" in report.describe_protocol(v2)
+
+
 # -- report -------------------------------------------------------------------------------
 
 _PROTOCOL = {"name": "quick", "epochs": None, "steps": 300, "batch_size": 64, "lr": 0.01,

@@ -19,6 +19,66 @@ def test_named_protocols_and_overrides():
     ev.get_protocol("fast")
 
 
+FASHION_STATS = dict(mean=(0.2861,), std=(0.3530,))
+
+
+def _fill_blocks(protocol, n=256, side=28, block=6):
+  """Fraction of constant images the protocol's augmentation leaves with a block x block
+  square of the fill colour (the normalised zero that cutout, crop, scale and rotate fill
+  with). Crop / scale / rotate fill at most 4-pixel strips or corner triangles of a
+  28 x 28 image; a cutout square is 14 x 14 (at least 7 x 7 at a corner)."""
+  policy = ev.make_augmentation(protocol, (side, side, 1), flip=True, **FASHION_STATS)
+  x = tf.fill([n, side, side, 1], 0.8)  # normalised ~1.46; brightness moves it by <= 0.5
+  out = (policy(x, tf.constant([3, 4], tf.int64)).numpy()[..., 0] - 0.2861) / 0.3530
+  fill = (np.abs(out) < 0.3).astype(np.float32)
+  pooled = tf.nn.pool(fill[..., None], [block, block], "AVG", padding="VALID").numpy()
+  return float(np.mean((pooled >= 1.0 - 1e-6).any(axis=(1, 2, 3))))
+
+
+def test_no_protocol_blanks_a_square_under_cutmix_unless_asked():
+  """The IDC reference drops cutout from DSA when CutMix is on (98% of images lost a
+  quarter of their area to a 14 x 14 block before protocol version 2)."""
+  checked = 0
+  for name, protocol in ev.PROTOCOLS.items():
+    if protocol.augmentation == "dsa" and protocol.cutmix_prob > 0:
+      assert protocol.dsa_strategy() == "color_crop_flip_scale_rotate", name
+      assert _fill_blocks(protocol) == 0.0, name
+      checked += 1
+  assert checked >= 4  # paper, cpu, quick, smoke
+  cutout = ev.get_protocol("cpu", strategy=ev.DSA_WITH_CUTOUT)
+  assert _fill_blocks(cutout) > 0.5  # on request, cutout is back
+  no_cutmix = ev.get_protocol("cpu", cutmix_prob=0.0)
+  assert no_cutmix.dsa_strategy() == ev.DSA_WITH_CUTOUT  # the reference keeps it then
+  assert _fill_blocks(no_cutmix) > 0.5
+
+
+def test_the_recipe_is_spelled_out_and_recorded():
+  assert ev.recipe(ev.get_protocol("cpu"), "fashion_mnist") == \
+      "dsa(color_crop_flip_scale_rotate)+cutmix(0.5)"
+  assert ev.recipe(ev.get_protocol("cpu"), "digits") == \
+      "dsa(color_crop_scale_rotate)+cutmix(0.5)"  # no flip on digits
+  assert ev.recipe(ev.get_protocol("light"), "fashion_mnist") == "crop_flip"
+  assert "dsa(color_crop_flip_scale_rotate)+cutmix(0.5)" in ev.get_protocol("cpu").describe()
+  with pytest.raises(InvalidConfigError, match="needs augmentation 'dsa'"):
+    ev.get_protocol("light", strategy="color")
+  src = quadrant_source()
+  res = ev.evaluate(src.train_images[:8], src.train_labels[:8], src, protocol=FAST,
+                    repetitions=1, model="mlp", show_progress=False)
+  row = res.as_dict()
+  assert row["augmentation_spec"] == "none" and row["protocol_version"] == ev.PROTOCOL_VERSION
+  assert ev.row_recipe(dict(augmentation="dsa")) == "dsa (v1)"  # an old row says so
+  assert ev.row_version(dict(augmentation="dsa")) == 1
+
+
+def test_epochs_with_a_floor_and_a_ceiling_of_steps():
+  p = ev.Protocol(epochs=10, min_steps=100, max_steps=500)
+  assert [p.total_steps(n) for n in (64, 640, 6400)] == [100, 100, 500]
+  assert p.total_steps(1280) == 200
+  assert "10 epochs (>= 100, <= 500 steps)" in p.describe()
+  with pytest.raises(InvalidConfigError, match="min_steps must be at least 1"):
+    ev.Protocol(epochs=10, min_steps=0)
+
+
 def test_lr_schedule_steps_down_at_two_thirds_and_five_sixths():
   p = ev.Protocol(lr=0.1)
   lrs = [float(ev._lr_at(tf.constant(s), 60, p)) for s in (0, 39, 40, 49, 50, 59)]
@@ -95,3 +155,25 @@ def test_speech_sources_default_to_convnet4_without_augmentation():
   res = ev.evaluate(src.train_images, src.train_labels, src, model="mlp",
                     protocol=ev.get_protocol("smoke"), repetitions=1, show_progress=False)
   assert (res.model, res.augmentation) == ("mlp", "dsa")
+
+
+def test_compare_redoes_rows_made_with_another_recipe(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
+  src = quadrant_source()
+  path = str(tmp_path / "rows.json")
+  kw = dict(model="mlp", protocol=FAST, repetitions=1, results_path=path,
+            show_progress=False, log=lambda *a: None)
+  cells = [experiment.Cell("random", 2)]
+  rows = experiment.compare(src, cells, **kw)
+  assert len(rows) == 1 and rows[0]["augmentation_spec"] == "none"
+  assert len(experiment.compare(src, cells, **kw)) == 1  # done: skipped
+  with open(path) as f:
+    stored = json.load(f)
+  for row in stored["rows"]:  # as protocol version 1 wrote it
+    del row["augmentation_spec"], row["protocol_version"]
+  with open(path, "w") as f:
+    json.dump(stored, f)
+  rows = experiment.compare(src, cells, **kw)
+  assert len(rows) == 2 and rows[-1]["protocol_version"] == ev.PROTOCOL_VERSION
+  assert "none (v1)" in experiment.format_table(rows)

@@ -26,6 +26,22 @@ def test_mix_init_tiles_downsampled_real_images_of_the_class():
   assert [_brightest_quadrant(x) for x in fx] == fy.tolist()
 
 
+def test_mix_resize_nearest_picks_pixels_as_pytorch_does():
+  x = np.arange(2 * 28 * 27, dtype=np.float32).reshape(2, 28, 27, 1)
+  y = synthetic.downsample(x, (14, 14), "nearest")
+  np.testing.assert_array_equal(y[:, :, :, 0], x[:, ::2][:, :, [0, 1, 3, 5, 7, 9, 11, 13,
+                                                                15, 17, 19, 21, 23, 25], 0])
+  smooth = synthetic.downsample(x, (14, 14), "antialias")
+  assert not np.allclose(smooth, y)
+  src = quadrant_source()
+  form = formation.make_formation("uniform", 2)
+  a = synthetic.SyntheticSet.initialize(src, 2, form, init="mix", seed=0, resize="nearest")
+  b = synthetic.SyntheticSet.initialize(src, 2, form, init="mix", seed=0, resize="antialias")
+  assert not np.allclose(a.images.numpy(), b.images.numpy())
+  with pytest.raises(InvalidConfigError, match="unknown mix resize 'cubic'"):
+    synthetic.SyntheticSet.initialize(src, 2, form, init="mix", resize="cubic")
+
+
 def test_mix_tiles_places_each_image_in_its_tile():
   imgs = np.stack([np.full((4, 4, 1), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4)])
   out = synthetic.mix_tiles(imgs, (2, 2), (4, 4, 1))

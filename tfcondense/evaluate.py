@@ -29,6 +29,17 @@ from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
 PRECISIONS = hardware.PRECISIONS
 
+#: Version of the evaluation recipe, recorded with every result. 1 (until 2026-12):
+#: DSA kept cutout under CutMix and `cpu` trained a fixed 1,000 steps. 2: the IDC
+#: reference's rule (no cutout when CutMix is on, `Protocol.dsa_strategy`) and a
+#: `cpu` length that grows with the set. Results without a version are version 1.
+PROTOCOL_VERSION = 2
+
+#: The DSA strategy of evaluation protocol version 1 (and of DSA without CutMix).
+DSA_WITH_CUTOUT = "color_crop_cutout_flip_scale_rotate"
+#: The IDC reference's evaluation strategy under CutMix (its argument.py drops cutout).
+DSA_UNDER_CUTMIX = "color_crop_flip_scale_rotate"
+
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
@@ -44,8 +55,15 @@ class Protocol:
     weight_decay: L2 weight decay, PyTorch style (added to the gradient).
     milestones: fractions of training at which the lr is multiplied by `gamma`.
     gamma: lr decay factor.
-    augmentation: evaluation policy name (none, imagenet, dsa, autoaugment, randaugment).
+    augmentation: evaluation policy name (none, imagenet, crop_flip, dsa, autoaugment,
+      randaugment).
+    strategy: the DSA strategy (`augmentation="dsa"` only); None follows the IDC
+      reference: `DSA_UNDER_CUTMIX` (no cutout) when CutMix is on, `DSA_WITH_CUTOUT`
+      otherwise. Give `DSA_WITH_CUTOUT` to keep cutout under CutMix.
     cutmix_prob: probability of CutMix per batch (0 disables it).
+    min_steps, max_steps: with `epochs`, the step count epochs x ceil(n / batch) is
+      clipped to [min_steps, max_steps] (None: no bound), so a protocol can grow with
+      the set between a floor and a ceiling.
     num_evals: number of evenly spaced test points (the last is at the end).
     precision: "float32", or "mixed_bfloat16" (bfloat16 compute, float32 weights;
       about 1.3x faster on CPUs with AMX / AVX512-BF16).
@@ -64,32 +82,73 @@ class Protocol:
   cutmix_prob: float = 0.5
   num_evals: int = 4
   precision: str = "float32"
+  strategy: Optional[str] = None
+  min_steps: Optional[int] = None
+  max_steps: Optional[int] = None
 
   def __post_init__(self):
     if self.precision not in PRECISIONS:
       raise InvalidConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
     if (self.steps is None) == (self.epochs is None):
       raise InvalidConfigError("set exactly one of a protocol's epochs and steps")
+    for name in ("epochs", "steps", "min_steps", "max_steps"):
+      value = getattr(self, name)
+      if value is not None and value < 1:
+        raise InvalidConfigError(f"a protocol's {name} must be at least 1, got {value}")
+    if self.strategy is not None and self.augmentation != "dsa":
+      raise InvalidConfigError(f"strategy {self.strategy!r} needs augmentation 'dsa', "
+                               f"got {self.augmentation!r}")
 
   def total_steps(self, n: int) -> int:
     if self.steps is not None:
       return int(self.steps)
-    return int(self.epochs) * math.ceil(n / min(self.batch_size, n))
+    steps = int(self.epochs) * math.ceil(n / min(self.batch_size, n))
+    if self.min_steps is not None:
+      steps = max(steps, int(self.min_steps))
+    if self.max_steps is not None:
+      steps = min(steps, int(self.max_steps))
+    return steps
+
+  def dsa_strategy(self) -> Optional[str]:
+    """The DSA strategy this protocol trains with (None unless augmentation is dsa)."""
+    if self.augmentation != "dsa":
+      return None
+    if self.strategy is not None:
+      return self.strategy
+    return DSA_UNDER_CUTMIX if self.cutmix_prob > 0 else DSA_WITH_CUTOUT
+
+  def augmentation_spec(self, flip: bool = True) -> str:
+    """The exact augmentation recipe, e.g. `dsa(color_crop_flip_scale_rotate)+cutmix(0.5)`
+    (flip left out where the source forbids it)."""
+    text = self.augmentation
+    if text == "dsa":
+      names = [n for n in self.dsa_strategy().split("_") if flip or n != "flip"]
+      text = f"dsa({'_'.join(names)})"
+    return text + (f"+cutmix({self.cutmix_prob:g})" if self.cutmix_prob > 0 else "")
 
   def describe(self) -> str:
-    length = f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epochs"
+    if self.steps is not None:
+      length = f"{self.steps} steps"
+    else:
+      bounds = [f">= {self.min_steps}" if self.min_steps else "",
+                f"<= {self.max_steps}" if self.max_steps else ""]
+      bounds = ", ".join(b for b in bounds if b)
+      length = f"{self.epochs} epochs" + (f" ({bounds} steps)" if bounds else "")
     return (f"{self.name}: {length}, batch {self.batch_size}, SGD lr {self.lr} "
-            f"mom {self.momentum} wd {self.weight_decay}, aug {self.augmentation}, "
-            f"cutmix {self.cutmix_prob}"
+            f"mom {self.momentum} wd {self.weight_decay}, {self.augmentation_spec()}"
             + ("" if self.precision == "float32" else f", {self.precision}"))
 
 
-#: Named protocols. `paper` is the IDC / DC-BENCH protocol; the others are cheaper
-#: CPU protocols with a fixed step budget (same optimiser, schedule and
-#: augmentation), always reported by name next to the accuracy.
+#: Named protocols. `paper` is the IDC / DC-BENCH protocol; `cpu`, `quick` and
+#: `smoke` are cheaper CPU protocols with a fixed step budget (same optimiser,
+#: schedule and augmentation); `light` is what a Keras user would write (random crop
+#: and flip, no CutMix) at `cpu`'s length. Each is reported by name and recipe next to
+#: the accuracy.
 PROTOCOLS: Dict[str, Protocol] = {
     "paper": Protocol(name="paper", epochs=1000),
     "cpu": Protocol(name="cpu", epochs=None, steps=1000, num_evals=2),
+    "light": Protocol(name="light", epochs=None, steps=1000, num_evals=2,
+                      augmentation="crop_flip", cutmix_prob=0.0),
     "quick": Protocol(name="quick", epochs=None, steps=300, num_evals=1),
     "smoke": Protocol(name="smoke", epochs=None, steps=4, num_evals=1, batch_size=16),
 }
@@ -113,6 +172,24 @@ def default_model(source_name: str) -> str:
 def default_augmentation(source_name: str) -> Optional[str]:
   """A source's evaluation augmentation, or None to keep the protocol's (dsa)."""
   return SOURCE_DEFAULTS.get(source_name, {}).get("augmentation")
+
+
+def recipe(protocol: Protocol, source_name: str) -> str:
+  """`protocol`'s exact augmentation recipe on `source_name` (flip where allowed),
+  e.g. `dsa(color_crop_flip_scale_rotate)+cutmix(0.5)` on Fashion-MNIST."""
+  return protocol.augmentation_spec(flip=source_name not in NO_FLIP_SOURCES)
+
+
+def row_recipe(row: Dict[str, Any]) -> str:
+  """The recipe a stored result (`EvalResult.as_dict()` or a row holding it) was made
+  with; a result of protocol version 1, which recorded none, reads `dsa (v1)` (v1 kept
+  cutout under CutMix)."""
+  return row.get("augmentation_spec") or f"{row.get('augmentation')} (v1)"
+
+
+def row_version(row: Dict[str, Any]) -> int:
+  """The protocol version of a stored result (1 where none was recorded)."""
+  return int(row.get("protocol_version", 1))
 
 
 def get_protocol(protocol: Union[str, Protocol], **overrides) -> Protocol:
@@ -145,6 +222,8 @@ class EvalResult:
   best: tuple
   last: tuple
   seconds: float
+  augmentation_spec: str = ""
+  protocol_version: int = PROTOCOL_VERSION
 
   @property
   def best_mean(self) -> float:
@@ -192,6 +271,16 @@ def _lr_at(step, total, protocol: Protocol):
   return lr
 
 
+def make_augmentation(protocol: Protocol, image_shape: Sequence[int], mean: Sequence[float],
+                      std: Sequence[float], flip: bool = True):
+  """The per-sample augmentation policy `protocol` trains with (before CutMix):
+  `policy(x, seed) -> x` on [0, 1] NHWC images; DSA gets `protocol.dsa_strategy()`."""
+  from tfcondense.augment import policies  # pylint: disable=g-import-not-at-top
+  options = {"strategy": protocol.dsa_strategy()} if protocol.augmentation == "dsa" else {}
+  return policies.make_policy(protocol.augmentation, image_shape=image_shape, mean=mean,
+                              std=std, flip=flip, **options)
+
+
 class Trainer:
   """Trains one model on one in-memory set, re-initialising it per repetition.
 
@@ -205,7 +294,7 @@ class Trainer:
   """
 
   def __init__(self, model, images, labels, mean, std, protocol: Protocol, flip: bool = True):
-    from tfcondense.augment import mix, policies  # pylint: disable=g-import-not-at-top
+    from tfcondense.augment import mix  # pylint: disable=g-import-not-at-top
     self.model = model
     self.protocol = protocol
     self.n = int(len(images))
@@ -216,8 +305,7 @@ class Trainer:
     self._y = tf.convert_to_tensor(labels, tf.int32)
     self._mean = tf.constant(mean, tf.float32)
     self._std = tf.constant(std, tf.float32)
-    self._policy = policies.make_policy(protocol.augmentation, image_shape=images.shape[1:],
-                                        mean=mean, std=std, flip=flip)
+    self._policy = make_augmentation(protocol, images.shape[1:], mean, std, flip)
     self._cutmix = mix.cutmix
     self._cutmix_loss = mix.cutmix_loss
     self._buffers = [tf.Variable(tf.zeros_like(v), trainable=False)
@@ -407,4 +495,5 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
   return EvalResult(model=model, protocol=protocol.name, augmentation=protocol.augmentation,
                     precision=protocol.precision,
                     num_images=len(images), steps=total, best=tuple(best), last=tuple(last),
-                    seconds=time.perf_counter() - t0)
+                    seconds=time.perf_counter() - t0,
+                    augmentation_spec=protocol.augmentation_spec(flip))

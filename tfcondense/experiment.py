@@ -78,11 +78,14 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
   protocol = ev.get_protocol(protocol)
   model = model or ev.default_model(source.name)
   rows = read_rows(results_path)
-  done = {(r["key"], r["model"], r["protocol"], r.get("augmentation")) for r in rows}
+  # A row counts as done only if made with the same recipe and protocol version.
+  done = {(r["key"], r["model"], r["protocol"], ev.row_recipe(r), ev.row_version(r))
+          for r in rows}
+  this = (protocol.name, ev.recipe(protocol, source.name), ev.PROTOCOL_VERSION)
   head = dict(header or {}, source=source.name, protocol=protocol.describe(),
               repetitions=repetitions)
   for cell in cells:
-    if (cell.key, model, protocol.name, protocol.augmentation) in done:
+    if (cell.key, model) + this in done:
       log(f"skip {cell.key}: already in {results_path}")
       continue
     t0 = time.perf_counter()
@@ -132,7 +135,7 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
   for r in rows:
     lines.append(
         f"| {r['method']} | {r['ipc'] if r['ipc'] is not None else 'all'} | "
-        f"{r['num_images']} | {r['model']} | {r['protocol']} | {r['augmentation']} | "
+        f"{r['num_images']} | {r['model']} | {r['protocol']} | {ev.row_recipe(r)} | "
         f"{r['acc_mean']:.2f} +- {r['acc_std']:.2f} | {r['last_mean']:.2f} +- "
         f"{r['last_std']:.2f} | {r['seconds']:.0f} |")
   return "\n".join(lines)

@@ -43,7 +43,32 @@ def tile_grid(formation) -> Tuple[int, int]:
   return f, f
 
 
-def mix_tiles(images: np.ndarray, grid: Tuple[int, int], out_shape) -> np.ndarray:
+#: How `mix` downsamples a real image to a tile: "nearest" (the IDC reference's
+#: PyTorch `F.interpolate` default) or "antialias" (antialiased bilinear, ours before
+#: 2026-12). `benchmarks/eval_protocol.py` (part init) measures both.
+MIX_RESIZES = ("nearest", "antialias")
+MIX_RESIZE = "antialias"
+
+
+def downsample(images: np.ndarray, size: Tuple[int, int], method: str) -> np.ndarray:
+  """Resizes float [N, H, W, C] images to `size` by one of `MIX_RESIZES`.
+
+  "nearest" picks source pixel floor(i * H / h) for output row i (and likewise for
+  columns), as PyTorch's nearest mode does; TensorFlow's nearest uses half-pixel
+  centres and picks other pixels, so it is written out here.
+  """
+  if method == "nearest":
+    h, w = images.shape[1:3]
+    rows = np.floor(np.arange(size[0]) * (h / size[0])).astype(np.int64)
+    cols = np.floor(np.arange(size[1]) * (w / size[1])).astype(np.int64)
+    return np.asarray(images)[:, rows][:, :, cols]
+  if method == "antialias":
+    return tf.image.resize(images, size, method="bilinear", antialias=True).numpy()
+  raise InvalidConfigError(f"unknown mix resize {method!r}; known: {', '.join(MIX_RESIZES)}")
+
+
+def mix_tiles(images: np.ndarray, grid: Tuple[int, int], out_shape,
+              resize: str = MIX_RESIZE) -> np.ndarray:
   """Packs real images into stored images, each downsampled to one tile.
 
   Args:
@@ -51,6 +76,7 @@ def mix_tiles(images: np.ndarray, grid: Tuple[int, int], out_shape) -> np.ndarra
       rows * cols make one stored image, row-major).
     grid: (rows, cols).
     out_shape: (H, W, C) of a stored image.
+    resize: how a real image becomes a tile (`downsample`'s methods).
 
   Returns:
     float32 [n, H, W, C]: the padded canvas (H and W rounded up to multiples of the
@@ -61,7 +87,7 @@ def mix_tiles(images: np.ndarray, grid: Tuple[int, int], out_shape) -> np.ndarra
   th, tw = -(-h // rows), -(-w // cols)
   k = rows * cols
   n = len(images) // k
-  small = tf.image.resize(images, (th, tw), method="bilinear", antialias=True).numpy()
+  small = downsample(images, (th, tw), resize)
   small = small.reshape(n, rows, cols, th, tw, c).transpose(0, 1, 3, 2, 4, 5)
   canvas = small.reshape(n, rows * th, cols * tw, c)
   return np.clip(canvas[:, :h, :w, :], 0.0, 1.0).astype(np.float32)
@@ -81,11 +107,11 @@ def _init_random(source, ipc, formation, seed, **unused):
 
 
 @INITS.register("mix")
-def _init_mix(source, ipc, formation, seed, **unused):
+def _init_mix(source, ipc, formation, seed, resize: str = MIX_RESIZE, **unused):
   grid = tile_grid(formation)
   k = grid[0] * grid[1]
   rng = np.random.default_rng(seed)
-  out = [mix_tiles(source.sample_class(c, ipc * k, rng), grid, source.image_shape)
+  out = [mix_tiles(source.sample_class(c, ipc * k, rng), grid, source.image_shape, resize)
          for c in range(source.num_classes)]
   return np.concatenate(out)
 

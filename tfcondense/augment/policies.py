@@ -21,7 +21,10 @@ Keras 3 preprocessing layers were checked (keras 3.15, TF backend) and none is u
 
 So the ops are written here (flip, padded crop by gather, torchvision colour jitter).
 
-Names: none, imagenet, dsa, autoaugment, randaugment, and time_shift_noise (spectrograms).
+Names: none, imagenet, crop_flip, dsa, autoaugment, randaugment, and time_shift_noise
+(spectrograms). The evaluator passes `dsa` the strategy of its protocol
+(`tfcondense.evaluate.Protocol.dsa_strategy`: no cutout under CutMix, as the IDC
+reference); the default below is the full DSA strategy for callers without CutMix.
 """
 from __future__ import annotations
 
@@ -162,6 +165,16 @@ def _imagenet(*, image_shape, mean, std, flip, padding: int = 4, brightness: flo
     return apply(x, params)
 
   return policy
+
+
+@POLICIES.register("crop_flip")
+def _crop_flip(*, image_shape, mean, std, flip, padding: int = 4,
+               jit_compile: bool = True) -> Policy:
+  """What a Keras user writes: a random crop after zero padding by `padding` pixels
+  (an integer translation) and a horizontal flip, per sample; no colour change."""
+  return _imagenet(image_shape=image_shape, mean=mean, std=std, flip=flip, padding=padding,
+                   brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
+                   jit_compile=jit_compile)
 
 
 @POLICIES.register("dsa")

@@ -36,6 +36,7 @@ import numpy as np
 from tfcondense import atomic
 from tfcondense.bench import budgets as budgets_lib
 from tfcondense.bench import init_study
+from tfcondense.bench import store as store_lib
 from tfcondense.bench import nas as nas_lib
 from tfcondense.bench import plots
 from tfcondense.bench.store import CellStore
@@ -130,10 +131,17 @@ def describe_protocol(p: Dict[str, Any], augmentation: bool = True) -> str:
   text = (f"{p['name']}: {length}, batch {p['batch_size']}, SGD lr {p['lr']} momentum "
           f"{p['momentum']} wd {p['weight_decay']}"
           + (f" (x{p['gamma']} at {milestones} of training)" if milestones else "")
-          + (f", {p['augmentation']} augmentation" if augmentation else "")
+          + (f", {_augmentation_text(p)} augmentation" if augmentation else "")
           + (f", CutMix p {p['cutmix_prob']}" if p.get("cutmix_prob") else ", no CutMix")
-          + (f", {p['precision']}" if p.get("precision", "float32") != "float32" else ""))
+          + (f", {p['precision']}" if p.get("precision", "float32") != "float32" else "")
+          + f" (evaluation protocol v{store_lib.protocol_version(p)})")
   return text
+
+
+def _augmentation_text(p: Dict[str, Any]) -> str:
+  """The augmentation of a stored protocol, with its DSA strategy where it has one."""
+  strategy = store_lib.effective_protocol(p).get("strategy")
+  return f"{p['augmentation']} ({strategy})" if strategy else p["augmentation"]
 
 
 def _protocols(cells: Sequence[Dict[str, Any]], augmentation: bool = True) -> str:

@@ -9,9 +9,12 @@ one cost measurement) is its own file `<root>/cells/<source>/<suite>/<key>.json`
 so an interrupted run loses at most the cell in progress and a re-run computes only
 the missing cells. A cell found with a different `spec` than the one asked for is an
 error (as `tfcondense.engine.guard_config` refuses to resume with other settings):
-silently mixing budgets is worse than stopping. Evaluations shared by several suites
-(the dsa ConvNet cell of a method is in the augmentation, compression and transfer
-suites) are computed once: `find_equal` looks a spec up across the whole store.
+silently mixing budgets is worse than stopping. The one exception: a cell made under
+evaluation protocol version 1 whose recipe version 2 changed (DSA lost cutout under
+CutMix) is recomputed; one whose recipe did not change is kept as it is.
+Evaluations shared by several suites (the dsa ConvNet cell of a method is in the
+augmentation, compression and transfer suites) are computed once: `find_equal` looks
+a spec up across the whole store.
 """
 from __future__ import annotations
 
@@ -31,6 +34,65 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.@=+-]+")
 def normalize(obj: Any) -> Any:
   """The JSON round trip of `obj` (tuples become lists, keys strings), for comparisons."""
   return json.loads(json.dumps(obj, sort_keys=True))
+
+
+#: The DSA strategy evaluation protocol version 1 applied whatever the CutMix setting
+#: (`tfcondense.evaluate.DSA_WITH_CUTOUT`; spelled out so the store stays a leaf).
+_V1_DSA = "color_crop_cutout_flip_scale_rotate"
+_V2_FIELDS = ("strategy", "min_steps", "max_steps")
+
+
+def _is_protocol(obj: Any) -> bool:
+  return isinstance(obj, dict) and {"augmentation", "cutmix_prob", "milestones"} <= set(obj)
+
+
+def protocol_version(protocol: Dict[str, Any]) -> int:
+  """The evaluation protocol version of a stored `Protocol` dict (1: no `strategy`)."""
+  return 2 if "strategy" in protocol else 1
+
+
+def effective_protocol(protocol: Dict[str, Any]) -> Dict[str, Any]:
+  """A stored `Protocol` dict with the DSA strategy it trained with made explicit.
+
+  Version 1 (before 2026-12) recorded no strategy and kept cutout under CutMix;
+  version 2 records None for the IDC reference's rule (no cutout under CutMix).
+  """
+  p = dict(protocol)
+  v1 = protocol_version(p) == 1
+  for name in _V2_FIELDS:
+    p.setdefault(name, None)
+  if p["augmentation"] != "dsa":
+    p["strategy"] = None
+  elif p["strategy"] is None:
+    p["strategy"] = _V1_DSA if v1 or not p.get("cutmix_prob") else _V1_DSA.replace(
+        "cutout_", "")
+  return p
+
+
+def effective_spec(obj: Any) -> Any:
+  """`obj` (a cell spec) normalised, each protocol in it made explicit
+  (`effective_protocol`), so that specs of both versions compare by what they ran."""
+  obj = normalize(obj)
+  if _is_protocol(obj):
+    return effective_protocol(obj)
+  if isinstance(obj, dict):
+    return {k: effective_spec(v) for k, v in obj.items()}
+  if isinstance(obj, list):
+    return [effective_spec(v) for v in obj]
+  return obj
+
+
+def _v1_recipe_changed(old: Any, new: Any) -> bool:
+  """Whether two specs differ only in what evaluation protocol version 2 changed."""
+  def strip(obj):
+    if _is_protocol(obj):
+      return {k: v for k, v in obj.items() if k not in _V2_FIELDS}
+    if isinstance(obj, dict):
+      return {k: strip(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+      return [strip(v) for v in obj]
+    return obj
+  return strip(effective_spec(old)) == strip(effective_spec(new))
 
 
 def safe_name(text: str) -> str:
@@ -68,7 +130,8 @@ class CellStore:
 
   def get(self, source: str, suite: str, key: str,
           spec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """The stored cell, None if missing.
+    """The stored cell, None if missing (or made under evaluation protocol version 1
+    with a recipe version 2 changes: it is to be recomputed).
 
     Raises:
       InvalidConfigError: the stored cell was computed with another spec.
@@ -77,7 +140,9 @@ class CellStore:
     if not os.path.exists(path):
       return None
     cell = self._read(path)
-    if normalize(cell.get("spec")) != normalize(spec):
+    if effective_spec(cell.get("spec")) != effective_spec(spec):
+      if _v1_recipe_changed(cell.get("spec"), spec):
+        return None
       old, new = normalize(cell.get("spec")) or {}, normalize(spec)
       diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
       raise InvalidConfigError(
@@ -99,7 +164,7 @@ class CellStore:
 
   @staticmethod
   def _spec_key(spec) -> str:
-    return json.dumps(normalize(spec), sort_keys=True)
+    return json.dumps(effective_spec(spec), sort_keys=True)
 
   def find_equal(self, spec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Any cell (of any suite and source) computed with exactly `spec`."""
