@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import platform
 
 from absl import logging
 
 from tfcondense import atomic
+from tfcondense import fileio
 
 # Checkpoint saves log at INFO through absl; benchmark output should be the figures.
 logging.set_verbosity(logging.WARNING)
@@ -39,9 +39,8 @@ def write_json(name: str, payload: dict) -> str:
   stay in the file for the record that BENCHMARKS.md quotes.
   """
   path = os.path.join(RESULTS, name)
-  if "superseded_rows" not in payload and os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f).get("superseded_rows")
+  if "superseded_rows" not in payload and fileio.exists(path):
+    old = fileio.read_json(path).get("superseded_rows")
     if old:
       payload = dict(payload, superseded_rows=old)
   return write_json_to(path, payload)

@@ -8,9 +8,13 @@ Layout (STYLE.md habit 8)::
     <dir>/formation.npz  (only for a learnable formation) its weights, which count in
                        the storage budget
 
-Any numpy user can read it: ``np.load(dir + "/images.npy")``. Writes are atomic: the
-files go to a temporary sibling directory which is renamed into place, so a crash
-never leaves a half-written artifact.
+Any numpy user can read it: ``np.load(dir + "/images.npy")``. The directory may be a
+local folder or a URL that `tf.io.gfile` knows (`gs://bucket/set`, `ram://set`). Writes
+are atomic on a local filesystem: the files go to a temporary sibling directory which
+is renamed into place, so a crash never leaves a half-written artifact; on an object
+store, where a rename is a copy, they are moved in one by one with meta.json last, so a
+reader finds a complete artifact or one that `load_artifact` reports as incomplete
+(`tfcondense.atomic.replacing_dir`).
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from tfcondense import atomic
-from tfcondense.errors import CorruptArtifactError
+from tfcondense import fileio
+from tfcondense.errors import CorruptArtifactError, WorkdirError
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 WEIGHTS = "formation.npz"
@@ -95,13 +100,19 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
   meta.setdefault("num_images", int(len(images)))
   meta.setdefault("image_shape", list(images.shape[1:]))
   _check(images, labels, meta, directory)
-  with atomic.replacing_dir(directory) as tmp:
-    np.save(os.path.join(tmp, IMAGES), images)
-    np.save(os.path.join(tmp, LABELS), labels)
-    with open(os.path.join(tmp, META), "w") as f:
-      json.dump(meta, f, indent=2, sort_keys=True)
-    if weights:
-      np.savez(os.path.join(tmp, WEIGHTS), **{k: np.asarray(v) for k, v in weights.items()})
+  text = json.dumps(meta, indent=2, sort_keys=True)
+  try:
+    with atomic.replacing_dir(directory, last=(META,)) as tmp:
+      fileio.write_bytes(os.path.join(tmp, IMAGES), fileio.npy_bytes(images))
+      fileio.write_bytes(os.path.join(tmp, LABELS), fileio.npy_bytes(labels))
+      if weights:
+        fileio.write_bytes(os.path.join(tmp, WEIGHTS), fileio.npz_bytes(**weights))
+      with fileio.open(os.path.join(tmp, META), "w") as f:
+        f.write(text)
+  except WorkdirError:
+    raise
+  except OSError as e:
+    raise fileio.workdir_error(directory, e) from e
   return Artifact(images, labels, meta, dict(weights or {}))
 
 
@@ -112,25 +123,23 @@ def load_artifact(directory: str) -> Artifact:
     CorruptArtifactError: a file is missing, unreadable or inconsistent.
   """
   paths = [os.path.join(directory, n) for n in (IMAGES, LABELS, META)]
-  missing = [os.path.basename(p) for p in paths if not os.path.exists(p)]
+  missing = [os.path.basename(p) for p in paths if not fileio.exists(p)]
   if missing:
     raise CorruptArtifactError(
         f"{directory} is not a condensed-set artifact: missing {', '.join(missing)} "
         "(expected images.npy, labels.npy, meta.json as written by tfcondense)")
   try:
-    images = np.load(paths[0], allow_pickle=False)
-    labels = np.load(paths[1], allow_pickle=False)
-    with open(paths[2]) as f:
-      meta = json.load(f)
+    images = fileio.load_npy(paths[0])
+    labels = fileio.load_npy(paths[1])
+    meta = fileio.read_json(paths[2])
   except (ValueError, OSError, EOFError) as e:
     raise CorruptArtifactError(f"{directory}: cannot read artifact ({e})") from e
   _check(images, labels, meta, directory)
   weights = {}
   path = os.path.join(directory, WEIGHTS)
-  if os.path.exists(path):
+  if fileio.exists(path):
     try:
-      with np.load(path, allow_pickle=False) as z:
-        weights = {k: z[k] for k in z.files}
+      weights = fileio.load_npz(path)
     except (ValueError, OSError, EOFError) as e:
       raise CorruptArtifactError(f"{path}: cannot read formation weights ({e})") from e
   return Artifact(images.astype(np.float32), labels.astype(np.int32), meta, weights)

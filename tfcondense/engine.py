@@ -27,6 +27,9 @@ does everything else, once for all methods:
   `RunInterruptedError` (a second signal interrupts at once);
 * OS errors on the workdir (read-only, full, a file in the way) raise `WorkdirError`
   naming the path;
+* any path: the workdir may be a local folder or a URL that `tf.io.gfile` knows
+  (`gs://bucket/run`; `ram://` in tests); its side files, the corrupt-checkpoint
+  handling and the clean-up of temporaries go through `tfcondense.fileio`;
 * visibility: a tqdm bar with ETA, TensorBoard scalars (loss, seconds per step) and
   image grids under `<workdir>/tensorboard`;
 * several workers (`cluster`, a `tfcondense.distribute.Cluster`): only the chief writes
@@ -37,12 +40,10 @@ does everything else, once for all methods:
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import math
 import os
 import re
-import shutil
 import signal
 import statistics
 import threading
@@ -53,7 +54,9 @@ from absl import logging
 import tensorflow as tf
 
 from tfcondense import atomic
+from tfcondense import fileio
 from tfcondense import progress as progress_lib
+from tfcondense.fileio import workdir_error  # noqa: F401 (part of this module's API)
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
                                NonFiniteLossError, RunInterruptedError, TfcondenseError,
                                WorkdirError, WorkerLostError)
@@ -177,20 +180,16 @@ def _allowed(key: str, allow: Sequence[str]) -> bool:
   return any(key == name or key.rsplit(".", 1)[-1] == name for name in allow)
 
 
-def workdir_error(path: str, error: OSError) -> WorkdirError:
-  """A one-line `WorkdirError` for an OS error met while writing under `path`."""
-  if isinstance(error, (FileExistsError, NotADirectoryError)):
-    return WorkdirError(f"cannot use {path}: {error.filename or path} is a file, not a "
-                        "folder; give another path")
-  reason = error.strerror or str(error).splitlines()[0]
-  return WorkdirError(f"cannot write in {path}: {reason}"
-                      + (f" ({error.filename})" if error.filename else ""))
-
-
 def check_writable(path: str) -> None:
   """Raises WorkdirError unless `path` is a folder, or can become one, that this
-  process may write in. Creates nothing (for checking flags before any work)."""
-  probe = os.path.abspath(path)
+  process may write in. Creates nothing (for checking flags before any work).
+
+  Local paths only: a URL (gs://, ram://) passes unchecked, since permissions of a
+  bucket show only on the first write (which `run` turns into a WorkdirError too).
+  """
+  if not fileio.is_local(path):
+    return
+  probe = os.path.abspath(fileio.local_path(path))
   while not os.path.exists(probe):
     parent = os.path.dirname(probe)
     if parent == probe:
@@ -228,14 +227,13 @@ def guard_config(workdir: str, config: Dict[str, Any], write: bool = True,
   config = json.loads(json.dumps(config, sort_keys=True))
   try:
     if write:
-      os.makedirs(workdir, exist_ok=True)
-    if not os.path.exists(path):
+      fileio.makedirs(workdir)
+    if not fileio.exists(path):
       if write:
         atomic.write_json(path, config)
       return []
     try:
-      with open(path) as f:
-        old = json.load(f)
+      old = fileio.read_json(path)
     except ValueError as e:
       raise CorruptArtifactError(f"{path} is unreadable ({e}); remove the workdir") from e
     history = old.pop("changes", [])
@@ -265,8 +263,7 @@ def record_changes(workdir: str, config: Dict[str, Any],
   "changes" list, each with the step it takes effect at."""
   path = os.path.join(workdir, "config.json")
   try:
-    with open(path) as f:
-      history = json.load(f).get("changes", [])
+    history = fileio.read_json(path).get("changes", [])
     history += [{"field": k, "from": old, "to": new, "at_step": int(step)}
                 for k, old, new in changes]
     atomic.write_json(path, dict(json.loads(json.dumps(config)), changes=history))
@@ -321,9 +318,9 @@ _CKPT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
 
 def _checkpoint_numbers(directory: str) -> List[int]:
   """The N of every `ckpt-N` with an index file in `directory`, newest first."""
-  if not os.path.isdir(directory):
+  if not fileio.isdir(directory):
     return []
-  found = (_CKPT_INDEX.match(name) for name in os.listdir(directory))
+  found = (_CKPT_INDEX.match(name) for name in fileio.listdir(directory))
   return sorted((int(m.group(1)) for m in found if m), reverse=True)
 
 
@@ -336,12 +333,12 @@ def clean_temporaries(workdir: str) -> List[str]:
               os.path.join(workdir, ".tmp-*"), os.path.join(workdir, "*.old-.tmp-*"))
   removed = []
   for pattern in patterns:
-    for path in glob.glob(pattern):
-      if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
+    for path in fileio.glob(pattern):
+      if fileio.isdir(path):
+        fileio.rmtree(path, ignore_errors=True)
       else:
         try:
-          os.remove(path)
+          fileio.remove(path)
         except OSError:
           continue
       removed.append(path)
@@ -366,10 +363,11 @@ def _try_restore(ckpt: tf.train.Checkpoint, path: str) -> Optional[str]:
 def _move_aside(directory: str, number: int) -> str:
   """Moves the files of `ckpt-<number>` into `<directory>/corrupt/`; returns that folder."""
   target = os.path.join(directory, "corrupt")
-  os.makedirs(target, exist_ok=True)
+  fileio.makedirs(target)
   stamp = time.strftime("%Y%m%d-%H%M%S")
-  for path in glob.glob(os.path.join(directory, f"ckpt-{number}.*")):
-    os.replace(path, os.path.join(target, f"{os.path.basename(path)}.{stamp}"))
+  for path in fileio.glob(os.path.join(directory, f"ckpt-{number}.*")):
+    fileio.rename(path, os.path.join(target, f"{fileio.basename(path)}.{stamp}"),
+                  overwrite=True)
   return target
 
 
@@ -377,7 +375,7 @@ def _write_state(directory: str, numbers: Sequence[int]) -> None:
   """Rewrites the `checkpoint` state file to list `ckpt-<numbers>` (any order), with
   their file times, so that `tf.train.CheckpointManager` rotates them as usual."""
   paths = [os.path.join(directory, f"ckpt-{n}") for n in sorted(numbers)]
-  times = [os.path.getmtime(p + ".index") for p in paths]
+  times = [fileio.mtime(p + ".index") for p in paths]
   tf.compat.v1.train.update_checkpoint_state(
       directory, paths[-1], paths, all_model_checkpoint_timestamps=times,
       last_preserved_timestamp=min(times) - 1.0)
@@ -543,14 +541,15 @@ def run(method: Method, options: RunOptions = RunOptions(),
   record["runtime"] = dict(record["runtime"],
                            op_determinism=_op_determinism())
   changes = []
+  restored = None
 
   def start():
-    nonlocal changes
+    nonlocal changes, restored
     changes = guard_config(options.workdir, record, write=chief,
                            allow_changes=options.allow_changes)
     if chief:
       clean_temporaries(options.workdir)
-    _resume(ckpt, options.workdir, repair=chief)
+    restored = _resume(ckpt, options.workdir, repair=chief)
 
   def lost(error, step):
     last = manager.latest_checkpoint if manager is not None else None
@@ -584,6 +583,9 @@ def run(method: Method, options: RunOptions = RunOptions(),
   total = int(method.total_steps)
   stop_at = min(total, options.max_steps) if options.max_steps is not None else total
   start_step = int(step_var.numpy())
+  # The step whose state is on disk: saving it again would rewrite identical files (and
+  # TensorFlow's ram:// filesystem appends to a rewritten file instead of replacing it).
+  saved_step = start_step if restored else None
   budget = None if options.minutes is None else 60.0 * float(options.minutes)
   spent = float(seconds_var.numpy())
   last_save = time.monotonic()
@@ -592,7 +594,8 @@ def run(method: Method, options: RunOptions = RunOptions(),
   times = []  # this session's step times (the first includes tracing)
 
   def save():
-    if manager is None or not chief:
+    nonlocal saved_step
+    if manager is None or not chief or saved_step == int(step_var.numpy()):
       return
     bad = _nonfinite_part(method)
     if bad is not None:
@@ -602,6 +605,7 @@ def run(method: Method, options: RunOptions = RunOptions(),
           + _resume_hint(manager.latest_checkpoint) + "start afresh in a new workdir.")
     try:
       manager.save(checkpoint_number=int(step_var.numpy()))
+      saved_step = int(step_var.numpy())
     except (OSError, tf.errors.OpError) as e:
       clean_temporaries(options.workdir)
       last = manager.latest_checkpoint

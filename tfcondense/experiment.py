@@ -8,7 +8,6 @@ comparison interrupted at any point loses at most the cell in progress.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -16,6 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from tfcondense import artifact as artifact_lib
 from tfcondense import atomic
 from tfcondense import evaluate as ev
+from tfcondense import fileio
 from tfcondense import methods as methods_lib
 
 FULL = "full"  # pseudo-method: the whole training set.
@@ -32,15 +32,15 @@ class Cell:
   @property
   def key(self) -> str:
     if self.artifact_dir:
-      return f"artifact:{os.path.abspath(self.artifact_dir)}"
+      return f"artifact:{fileio.abspath(self.artifact_dir)}"
     return f"{self.method}@{self.ipc}" if self.method != FULL else FULL
 
 
 def read_rows(path: Optional[str]) -> List[Dict[str, Any]]:
-  if not path or not os.path.exists(path):
+  """The rows of a results file (local or a URL), [] where there is none."""
+  if not path or not fileio.exists(path):
     return []
-  with open(path) as f:
-    return json.load(f)["rows"]
+  return fileio.read_json(path)["rows"]
 
 
 def write_rows(path: str, rows: Sequence[Dict[str, Any]], header: Dict[str, Any]) -> None:

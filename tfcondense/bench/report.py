@@ -34,6 +34,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tfcondense import atomic
+from tfcondense import fileio
 from tfcondense.bench import budgets as budgets_lib
 from tfcondense.bench import init_study
 from tfcondense.bench import store as store_lib
@@ -651,13 +652,13 @@ def build_report(root: str, out_dir: Optional[str] = None,
       FileNotFoundError.
   """
   store = CellStore(root)
-  out = os.path.abspath(out_dir or os.path.join(store.root, "report"))
+  out = fileio.abspath(out_dir or os.path.join(store.root, "report"))
   sources = store.sources()
   if not sources:
     raise NoCellsError(
         f"no benchmark cells under {store.cells_dir}; run e.g. `python -m apps.bench "
         f"--suite all --source fashion_mnist --budget small --out {root}` first")
-  os.makedirs(out, exist_ok=True)
+  fileio.makedirs(out)
   groups, images, n_cells, budgets = [], [], 0, set()
   for source in sources:
     suites = defaultdict(list)

@@ -19,13 +19,13 @@ a spec up across the whole store.
 from __future__ import annotations
 
 import datetime
-import glob
 import json
 import os
 import re
 from typing import Any, Dict, Iterator, List, Optional
 
 from tfcondense import atomic
+from tfcondense import fileio
 from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.@=+-]+")
@@ -111,7 +111,7 @@ class CellStore:
   """
 
   def __init__(self, root: str):
-    self.root = os.path.abspath(root)
+    self.root = fileio.abspath(root)
     self.cells_dir = os.path.join(self.root, "cells")
     self._by_spec: Optional[Dict[str, Dict[str, Any]]] = None
 
@@ -122,8 +122,7 @@ class CellStore:
   @staticmethod
   def _read(path: str) -> Dict[str, Any]:
     try:
-      with open(path) as f:
-        return json.load(f)
+      return fileio.read_json(path)
     except (OSError, ValueError) as e:
       raise CorruptArtifactError(f"cell {path} is unreadable ({e}); delete it to "
                                  "recompute it") from e
@@ -137,7 +136,7 @@ class CellStore:
       InvalidConfigError: the stored cell was computed with another spec.
     """
     path = self.path(source, suite, key)
-    if not os.path.exists(path):
+    if not fileio.exists(path):
       return None
     cell = self._read(path)
     if effective_spec(cell.get("spec")) != effective_spec(spec):
@@ -179,12 +178,12 @@ class CellStore:
     """Every stored cell, optionally of one source and / or suite (sorted by path)."""
     pattern = os.path.join(self.cells_dir, safe_name(source) if source else "*",
                            safe_name(suite) if suite else "*", "*.json")
-    for path in sorted(glob.glob(pattern)):
+    for path in sorted(fileio.glob(pattern)):
       if not os.path.basename(path).startswith(".tmp-"):
         yield self._read(path)
 
   def sources(self) -> List[str]:
-    if not os.path.isdir(self.cells_dir):
+    if not fileio.isdir(self.cells_dir):
       return []
-    return sorted(d for d in os.listdir(self.cells_dir)
-                  if os.path.isdir(os.path.join(self.cells_dir, d)))
+    return sorted(d for d in fileio.listdir(self.cells_dir)
+                  if fileio.isdir(os.path.join(self.cells_dir, d)))

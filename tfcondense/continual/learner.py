@@ -50,7 +50,6 @@ settings continues after the last finished step without rebuilding earlier memor
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -60,6 +59,7 @@ import tensorflow as tf
 
 from tfcondense import atomic
 from tfcondense import evaluate as ev
+from tfcondense import fileio
 from tfcondense import progress as progress_lib
 from tfcondense.continual import memory as memory_lib
 from tfcondense.data.store import SourceData
@@ -556,11 +556,10 @@ class _IncrementalLearner:
 
   def _load_state(self) -> None:
     path = os.path.join(self.run_dir, _STATE)
-    if not os.path.exists(path):
+    if not fileio.exists(path):
       return
     try:
-      with open(path) as f:
-        results = json.load(f)["results"]
+      results = fileio.read_json(path)["results"]
     except (OSError, ValueError, KeyError) as e:
       raise CorruptArtifactError(f"{path} is unreadable ({e}); remove {self.run_dir}") from e
     done = len(results)
@@ -582,7 +581,7 @@ class _IncrementalLearner:
 
   def _save_step(self, t: int, result: Dict[str, Any]) -> None:
     d = self._step_dir(t)
-    os.makedirs(d, exist_ok=True)
+    fileio.makedirs(d)
     with atomic.replacing(os.path.join(d, "model.weights.h5"), ".weights.h5") as tmp:
       self.model.save_weights(tmp, overwrite=True)
     atomic.write_json(os.path.join(d, "result.json"), result)
@@ -632,7 +631,7 @@ class _IncrementalLearner:
     plan = self.plans[t]
     d = self._step_dir(t)
     path = os.path.join(d, "memory") if d else None
-    if path and os.path.exists(os.path.join(path, "meta.json")):
+    if path and fileio.exists(os.path.join(path, "meta.json")):
       return memory_lib.Exemplars.load(path), 0.0
     t0 = time.perf_counter()
     ex = memory_lib.build_exemplars(

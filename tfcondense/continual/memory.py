@@ -34,11 +34,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tfcondense import fileio
 from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
@@ -315,4 +315,4 @@ def check_strategy(strategy: str, source_name: str, ipc: int,
     condense_lib.make_config(strategy.lower(), source_name, ipc,
                              **condense_overrides(strategy.lower(), config))
   if config.cache_dir is not None:
-    os.makedirs(config.cache_dir, exist_ok=True)
+    fileio.makedirs(config.cache_dir)

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from tfcondense import atomic
+from tfcondense import fileio
 from tfcondense.methods import METHODS
 
 _EMBED_CACHE = {}
@@ -55,14 +56,13 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
   key = f"{source.name}-{len(source.train_labels)}-{digest}-{model}-e{epochs}-s{seed}"
   path = os.path.join(cache_dir, f"embed-{key}.npy") if cache_dir else None
   feats = _EMBED_CACHE.get(key)
-  if feats is None and path and os.path.exists(path):
-    feats = np.load(path)
+  if feats is None and path and fileio.exists(path):
+    feats = fileio.load_npy(path)
   if feats is None:
     feats = _train_and_embed(source, seed, model, epochs, show_progress)
   _EMBED_CACHE[key] = feats
-  if path and not os.path.exists(path):
-    with atomic.replacing(path, ".npy") as tmp:
-      np.save(tmp, feats)
+  if path and not fileio.exists(path):
+    atomic.write_bytes(path, fileio.npy_bytes(feats))
   return feats
 
 
