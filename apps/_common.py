@@ -1,23 +1,94 @@
 """Start-up shared by the absl apps: quiet TensorFlow the proper way, turn library
-errors into one-line messages with a non-zero exit status, and the tf.distribute flags."""
+errors into one-line messages with a non-zero exit status, the tf.distribute flags, and
+`run`, the entry point of each app's command (`tfcondense-condense`, ...).
+
+Every app imports this module before anything that imports TensorFlow, and calls
+`quiet_tensorflow()` first thing in its `main`. TensorFlow's start-up noise is then
+silenced: its C++ log lines (the `cuInit` error line without a GPU) by
+`TF_CPP_MIN_LOG_LEVEL=3`, and the notices its libraries write while they load, before
+any log level applies (`All log messages before absl::InitializeLog() ...`, oneDNN's
+notice, `Could not find cuda drivers`), by sending file descriptor 2 to /dev/null for
+the `import tensorflow`. absl's `--verbosity 0` (or higher) brings all of it back; a
+`TF_CPP_MIN_LOG_LEVEL` set in the environment is left as it is.
+"""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import sys
 
+#: Whether the app chooses TensorFlow's C++ log level (the user did not set one).
+_OWN_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
 # Must happen before TensorFlow is imported anywhere.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: The command of each app in an installed package (setup.cfg's console_scripts).
+SCRIPTS = {"condense": "tfcondense-condense", "evaluate": "tfcondense-evaluate",
+           "bench": "tfcondense-bench", "continual": "tfcondense-continual",
+           "listen": "tfcondense-listen", "make_speech": "tfcondense-make-speech"}
+
+
+def _verbose() -> bool:
+  """Whether absl's --verbosity was given, asking for INFO logs or more (absl's app
+  sets 0 where it is not given, so only a given one counts)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  return (f.is_parsed() and "verbosity" in f and bool(f["verbosity"].present)
+          and f.verbosity >= 0)
+
+
+@contextlib.contextmanager
+def _silenced_stderr():
+  """Sends file descriptor 2 to /dev/null for the block (C++ code writes there
+  directly); Python's own errors are printed after the block, as usual."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as null:
+      os.dup2(null.fileno(), 2)
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 def quiet_tensorflow():
-  """Silences TF / TFDS start-up noise (never by disabling oneDNN, which costs 1.3-1.8x)."""
+  """Imports TensorFlow and TFDS with their start-up noise silenced (see above; never by
+  disabling oneDNN, which costs 1.3-1.8x), unless --verbosity is 0 or more."""
   from absl import logging  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.WARNING)
-  tf.get_logger().setLevel("ERROR")
+  verbose = _verbose()
+  first = "tensorflow" not in sys.modules
+  if verbose and first and _OWN_LOG_LEVEL:
+    del os.environ["TF_CPP_MIN_LOG_LEVEL"]  # TensorFlow's default: everything
+  silence = first and not verbose
+  with _silenced_stderr() if silence else contextlib.nullcontext():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  if not verbose:
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("ERROR")
   tfds.disable_progress_bar()
+
+
+def usage(doc: str, package: str) -> str:
+  """An app's docstring as its --help text: in an installed package (`package`
+  tfcondense.apps) its `python -m apps.<app>` examples read as the app's command."""
+  if not doc or package == "apps":
+    return doc
+  return re.sub(r"python -m apps\.(\w+)",
+                lambda m: SCRIPTS.get(m.group(1), f"python -m {package}.{m.group(1)}"), doc)
+
+
+def run(main):
+  """Runs an app's absl `main` (its command's entry point, and `python -m`'s): absl
+  shows the `__main__` module's docstring as --help text, so the app's is put there."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  module = sys.modules[main.__module__]
+  sys.modules["__main__"].__doc__ = usage(module.__doc__, module.__package__)
+  app.run(main)
 
 
 def friendly_errors(main):
@@ -87,7 +158,8 @@ def define_strategy_flags() -> None:
       "strategy", "default",
       "tf.distribute strategy: default (this process, one device), mirrored (every GPU of "
       "this machine, or --devices / --logical_cpus), multi_worker (one process per machine "
-      "or GPU, the cluster in TF_CONFIG). See README 'Scaling out with tf.distribute'.")
+      "or GPU, the cluster in TF_CONFIG). See the project's README, 'Scaling out with "
+      "tf.distribute'.")
   flags.DEFINE_list("devices", [], "mirrored: devices to mirror over, e.g. /gpu:0,/gpu:1 "
                     "(default: every GPU, else the CPU).")
   flags.DEFINE_integer("logical_cpus", 0, "mirrored: split the CPU into N logical devices "

@@ -21,8 +21,8 @@ The real run on this 2-core CPU (budget `cpu`: full data, IPC 1/10/50 for random
 kcenter, dc, dsa, dm, mtt, kip, idc with 15 minutes of condensation per set, `quick`
 evaluations with 2 models, all in float32 so that cells made on differently equipped
 machines compare (budgets.py); the IPC sweep to 500; 30 NAS-Bench-201
-architectures; DM from random / K-Center / noise init; cost of 8 methods), for
-BENCHMARKS.md (its report and JSON land in benchmarks/results/bench_fashion_mnist/):
+architectures; DM from random / K-Center / noise init; cost of 8 methods), whose
+results are in the project's BENCHMARKS.md:
 
   python -m apps.bench --suite all --source fashion_mnist --budget cpu \
       --out benchmarks/results/bench_fashion_mnist \
@@ -31,8 +31,8 @@ BENCHMARKS.md (its report and JSON land in benchmarks/results/bench_fashion_mnis
 Estimated wall-clock on this machine with nothing else running. Training-step times in
 mixed bfloat16 at batch 64 on the AMD EPYC with native bfloat16 (CPU seconds measured
 there on a busy machine, halved for the two cores, which gives ConvNet-3's 0.10 s of
-BENCHMARKS.md; float32, which the budget uses, is about 1.4x slower): ConvNet-3 0.10 s,
-ResNet-10/18 0.13 s, EfficientNet-B0 0.4 s, ResNetAP-10 0.5 s, DenseNet-121 0.7 s, ViT
+the project's BENCHMARKS.md; float32, which the budget uses, is about 1.4x slower):
+ConvNet-3 0.10 s, ResNet-10/18 0.13 s, EfficientNet-B0 0.4 s, ResNetAP-10 0.5 s, DenseNet-121 0.7 s, ViT
 1.2 s, ResNet-152 about 2.5 s (not measured: scaled from ResNetAP-10 by FLOPs). Then:
 condensation of the 18 synthesis sets at IPC 1/10/50, 4.5 h (15 min each),
 plus 0.5 h of MTT experts (each set is made by whichever suite needs it first);
@@ -42,7 +42,7 @@ evaluations, about 6.5 h (ResNet-152 alone about 3 h); nas, 30 ground-truth trai
 of 3000 steps on the full data and 150 proxy trainings, about 3.5 h; init, three DM runs
 of 1500 iterations and 21 evaluations, about 1.5 h; cost, 24 cells, 1-2 h. About a day
 in all in bfloat16, so 1.3 days in float32, less the 4.5 h of IPC 1/10/50 sets where
---sets_from finds them (scripts/run_benchmarks.sh reads the methods benchmark's). Suites
+--sets_from finds them (e.g. the sets of an earlier methods benchmark). Suites
 run one at a time (`--suite nas`), in any order, and share the sets; transfer is the
 longest, so run it last if time is short.
 """
@@ -53,7 +53,7 @@ import os
 from absl import app
 from absl import flags
 
-from apps import _common
+from . import _common
 from tfcondense.bench import budgets as _budgets
 
 _SUITE = flags.DEFINE_list("suite", ["all"],
@@ -62,7 +62,7 @@ _SUITE = flags.DEFINE_list("suite", ["all"],
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
                               "Data source (fashion_mnist, digits, mnist, cifar10, ...).")
 _BUDGET = flags.DEFINE_enum("budget", "small", _budgets.BUDGETS.names(),
-                            "Budget preset (tfcondense/bench/budgets.py): small = end-to-end "
+                            "Budget preset (tfcondense.bench.budgets): small = end-to-end "
                             "check in minutes; cpu = the real run on a 2-core CPU (about a "
                             "day); paper = DC-BENCH's protocol, for a GPU.")
 _OUT = flags.DEFINE_string("out", None,
@@ -83,7 +83,7 @@ _NAS_DATASET = flags.DEFINE_string("nas_dataset", "cifar10",
 _SETS_FROM = flags.DEFINE_string(
     "sets_from", None,
     "Evaluate synthesis sets made elsewhere instead of condensing them: a path pattern "
-    "with {method} and {ipc} naming artifact directories (what apps.condense writes), e.g. "
+    "with {method} and {ipc} naming artifact directories (what the condense app writes), e.g. "
     "'runs/{method}_ipc{ipc}/artifact'. Sets not found there are condensed under the "
     "budget; selection sets (random, kcenter, herding) are always made here.")
 _REPORT = flags.DEFINE_bool("report", True, "Write the report after running the suites.")
@@ -109,15 +109,16 @@ def _report(out: str) -> None:
 def main(argv):
   command = argv[1] if len(argv) > 1 else "run"
   if command not in COMMANDS or len(argv) > 2:
-    raise app.UsageError(f"usage: python -m apps.bench [{'|'.join(COMMANDS)}] [--flags]; "
+    usage = _common.usage("python -m apps.bench", __package__)
+    raise app.UsageError(f"usage: {usage} [{'|'.join(COMMANDS)}] [--flags]; "
                          f"got {' '.join(argv[1:])!r}")
   out = _OUT.value or os.path.join("runs", "bench", _BUDGET.value)
   if command == "report":
     _report(out)
     return
+  _common.quiet_tensorflow()
   from tfcondense.bench import context, suites  # pylint: disable=g-import-not-at-top
   names = suites.expand(_SUITE.value)
-  _common.quiet_tensorflow()
   from tfcondense import data  # pylint: disable=g-import-not-at-top
   options = data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value) if _DATA_DIR.value else {}
   ctx = context.BenchContext(_SOURCE.value, _BUDGET.value, out, _WORK_DIR.value,
@@ -132,5 +133,10 @@ def main(argv):
     _report(out)
 
 
+def run():
+  """The `tfcondense-bench` command."""
+  _common.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

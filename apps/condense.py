@@ -11,11 +11,12 @@ formed.png), TensorBoard logs to <workdir>/tensorboard, and with --evaluate trai
 ConvNet-3 on the formed images and prints its test accuracy. Killed or out of
 budget, the same command resumes from the last checkpoint (at most
 --checkpoint_seconds of work is lost); a larger --minutes continues a finished
-budget. Measured accuracies per budget are in BENCHMARKS.md ("IDC on Fashion-MNIST").
+budget. Measured accuracies per budget are in the project's BENCHMARKS.md ("IDC on
+Fashion-MNIST").
 
 IDC and IDC-I also run split over devices or machines with --strategy mirrored or
-multi_worker (same result as one process up to float rounding; see README "Scaling
-out with tf.distribute"), e.g. on one machine with two logical CPUs:
+multi_worker (same result as one process up to float rounding; see the project's README,
+"Scaling out with tf.distribute"), e.g. on one machine with two logical CPUs:
 
   python -m apps.condense --source digits --method idc --ipc 1 --outer_iterations 1 \
       --inner_iterations 2 --workdir runs/idc_mirrored --strategy mirrored --logical_cpus 2
@@ -24,10 +25,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
-from apps import _common
+from . import _common
 from tfcondense import atomic
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
@@ -222,5 +222,10 @@ def _evaluate(res, source, cluster):
                      seed=_SEED.value, cluster=cluster)
 
 
+def run():
+  """The `tfcondense-condense` command."""
+  _common.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

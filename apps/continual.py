@@ -18,7 +18,7 @@ Task-incremental (one head per task; the task's full data plus the memory of ear
 tasks): `--tasks digits,fashion_mnist` (a dataset sequence, brought to one image
 shape), or `--setting task` to split --source into --steps tasks. CIFAR-100 in 5
 steps of 20 classes: `--source cifar100 --steps 5 --memory_ipc 20` (with the tfds data
-prepared; see tfcondense/data/tfds_sources.py).
+prepared; see tfcondense.data.tfds_sources).
 
 Every (strategy, seed) runs in its own resumable directory under --run_dir (default:
 next to --output): run the same command again after an interruption and it continues
@@ -37,10 +37,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app
 from absl import flags
 
-from apps import _common
+from . import _common
 from tfcondense import atomic
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
@@ -170,5 +169,10 @@ def main(argv):
   print(f"results written to {output}; plot {png}")
 
 
+def run():
+  """The `tfcondense-continual` command."""
+  _common.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -1,27 +1,27 @@
 r"""Evaluate condensed sets: select (or load) them, train from scratch, print a table.
 
-Example (the README's main job; about 6 minutes on the 2-core CPU machine):
+Example (the main job of the project's README; about 6 minutes on the 2-core CPU
+machine):
 
   python -m apps.evaluate --source fashion_mnist --method kcenter,random \
       --ipc 10 --protocol quick --repetitions 2 --output runs/eval.json
 
 prints a Markdown table of best / last test accuracy (mean +- std over repetitions)
 per method and writes the rows to --output. Evaluate an artifact directory written by
-`apps.condense` or a selection method with `--artifact DIR[,DIR...]`. Finished rows
+`python -m apps.condense` or a selection method with `--artifact DIR[,DIR...]`. Finished rows
 already in --output are skipped when the command is run again.
 
 With --strategy multi_worker (one process per machine or GPU, the cluster in
 TF_CONFIG) the cells are spread over the workers and the chief writes the table and
---output; see README "Scaling out with tf.distribute".
+--output; see the project's README, "Scaling out with tf.distribute".
 """
 from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
-from apps import _common
+from . import _common
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
                               "Data source (fashion_mnist, digits, mnist, cifar10, cifar100, "
@@ -83,6 +83,7 @@ def _positive(flag: str, value, what: str) -> None:
 
 def _check_output(path: str) -> None:
   """Raises InvalidConfigError unless `path` can become the rows' JSON file."""
+  from tfcondense import fileio  # pylint: disable=g-import-not-at-top
   from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
   if os.path.isdir(path):
     raise InvalidConfigError(f"--output {path} is a directory; name a .json file, e.g. "
@@ -90,6 +91,8 @@ def _check_output(path: str) -> None:
   if not path.lower().endswith(".json"):
     raise InvalidConfigError(f"--output {path} must name a .json file (the rows are "
                              "written as JSON)")
+  if not fileio.is_local(path):  # a URL (gs://...): its first write tells
+    return
   parent = os.path.dirname(os.path.abspath(path))
   while not os.path.exists(parent):  # missing folders are made when the rows are written
     parent = os.path.dirname(parent)
@@ -169,5 +172,10 @@ def main(argv):
     print(f"rows written to {os.path.abspath(_OUTPUT.value)}")
 
 
+def run():
+  """The `tfcondense-evaluate` command."""
+  _common.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

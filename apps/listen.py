@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
-from apps import _common
+from . import _common
 
 _ARTIFACT = flags.DEFINE_string("artifact", None,
                                 "Artifact directory of a speech_commands condensed set.")
@@ -49,7 +48,7 @@ def main(argv):
   if tuple(art.images.shape[1:]) != (audio.SIZE, audio.SIZE, 1):
     raise InvalidConfigError(
         f"{_ARTIFACT.value} holds {art.images.shape[1:]} images, not 64x64x1 "
-        f"spectrograms (source {art.meta.get('source')!r}); apps.listen only plays "
+        f"spectrograms (source {art.meta.get('source')!r}); this app only plays "
         "speech_commands artifacts.")
   if _STORED.value:
     images, labels = art.images, art.labels
@@ -74,5 +73,10 @@ def main(argv):
         f"Griffin-Lim iterations) to {os.path.abspath(_OUT.value)}")
 
 
+def run():
+  """The `tfcondense-listen` command."""
+  _common.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

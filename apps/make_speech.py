@@ -16,10 +16,9 @@ for byte. Then:
 """
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
-from apps import _common
+from . import _common
 
 _OUT = flags.DEFINE_string("out", None, "Corpus folder to write (<out>/<word>/*.wav).")
 _CLIPS = flags.DEFINE_integer("clips_per_word", 300, "Clips per word.")
@@ -51,5 +50,10 @@ def main(argv):
         f"--data_dir {summary.out}")
 
 
+def run():
+  """The `tfcondense-make-speech` command."""
+  _common.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()
