@@ -30,8 +30,9 @@ does everything else, once for all methods:
 * any path: the workdir may be a local folder or a URL that `tf.io.gfile` knows
   (`gs://bucket/run`; `ram://` in tests); its side files, the corrupt-checkpoint
   handling and the clean-up of temporaries go through `tfcondense.fileio`;
-* visibility: a tqdm bar with ETA, TensorBoard scalars (loss, seconds per step) and
-  image grids under `<workdir>/tensorboard`;
+* visibility: a tqdm bar with ETA (of the steps, or with `minutes` of the time
+  budget: `tfcondense.progress.loop_bar`), TensorBoard scalars (loss, seconds per
+  step) and image grids under `<workdir>/tensorboard`;
 * several workers (`cluster`, a `tfcondense.distribute.Cluster`): only the chief writes
   config.json, checkpoints and logs; every worker restores the same checkpoint (checked),
   the budget stop is agreed by all workers, and a lost worker stops the run with
@@ -498,6 +499,17 @@ def _op_determinism() -> Optional[bool]:
     return None
 
 
+def _show_step(bar, spec: progress_lib.LoopBar, step: int, stop_at: int,
+               loss: Optional[float], dt: float) -> None:
+  """The bar's postfix after a step: the loss, seconds per step and, on a time bar,
+  the step count."""
+  postfix = {} if loss is None else dict(loss=f"{loss:.4g}", s_per_it=f"{dt:.2f}")
+  if spec.timed:
+    postfix["step"] = f"{step}/{stop_at}"
+  if postfix:
+    bar.set_postfix(postfix)
+
+
 def _resume_hint(last: Optional[str]) -> str:
   if not last:
     return "Nothing was saved; "
@@ -627,10 +639,10 @@ def run(method: Method, options: RunOptions = RunOptions(),
         tf.summary.image(name, tf.clip_by_value(batch, 0.0, 1.0), max_outputs=len(batch))
 
   step = start_step
+  spec = progress_lib.loop_bar(stop_at, start_step, budget, spent)
   try:  # a collective fails on every surviving worker when one dies
     with _StopSignals(options.handle_signals) as signals, progress_lib.progress(
-        stop_at, options.desc, enabled=options.show_progress, unit="it") as bar:
-      bar.update(start_step)
+        spec.total, options.desc, enabled=options.show_progress, **spec.kwargs()) as bar:
       while step < stop_at:
         if out_of_budget():
           stopped = "budget"
@@ -657,9 +669,8 @@ def run(method: Method, options: RunOptions = RunOptions(),
             tf.summary.scalar("seconds_per_step", dt)
         if on_step is not None:
           on_step(step, scalars)
-        bar.update(1)
-        if loss is not None:
-          bar.set_postfix(loss=f"{loss:.4g}", s_per_it=f"{dt:.2f}")
+        bar.update(min(spec.advance(dt), spec.total - bar.n))
+        _show_step(bar, spec, step, stop_at, loss, dt)
         if options.image_every and step % options.image_every == 0:
           images(step)
         if (cluster.any(signals.received is not None) if multi
