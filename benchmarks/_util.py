@@ -4,12 +4,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import platform
 
 from absl import logging
 
 from tfcondense import atomic
 from tfcondense import fileio
+from tfcondense import hardware
 
 # Checkpoint saves log at INFO through absl; benchmark output should be the figures.
 logging.set_verbosity(logging.WARNING)
@@ -18,17 +18,8 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def machine() -> dict:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-          for d in tf.config.list_physical_devices("GPU")]
-  return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
-          "date": datetime.date.today().isoformat()}
+  """`tfcondense.hardware.machine()` and today's date."""
+  return dict(hardware.machine(), date=datetime.date.today().isoformat())
 
 
 def write_json(name: str, payload: dict) -> str:

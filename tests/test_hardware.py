@@ -1,4 +1,6 @@
-"""Choosing the faster network precision for the machine."""
+"""Choosing the faster network precision for the machine, and the machine record."""
+import os
+
 import pytest
 
 from tfcondense import evaluate as ev
@@ -61,3 +63,37 @@ def test_method_configs_accept_only_known_precisions(config):
     config(precision=precision).check()
   with pytest.raises(InvalidConfigError, match="mixed_bfloat16"):
     config(precision="auto").check()  # "auto" is resolved before a config is built
+
+
+# ---------------------------------------------------------------- the machine record
+def test_machine_names_cpu_cores_gpus_and_tensorflow(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  info = tmp_path / "cpuinfo"
+  info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu\n")
+  assert hardware.machine(cpuinfo=str(info), gpus=[]) == dict(
+      cpu="AMD EPYC 9B14", cores=os.cpu_count(), gpus=[], tensorflow=tf.__version__)
+  unknown = hardware.machine(cpuinfo=str(tmp_path / "missing"), gpus=[])
+  assert unknown["cpu"]  # platform's name where cpuinfo cannot be read
+  assert hardware.machine()["gpus"] == [
+      tf.config.experimental.get_device_details(d).get("device_name", d.name)
+      for d in tf.config.list_physical_devices("GPU")]
+
+
+def test_condensed_and_selected_sets_record_the_machine():
+  from fixtures import quadrant_source  # pylint: disable=g-import-not-at-top
+  from test_faults import TINY  # pylint: disable=g-import-not-at-top
+  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import engine, methods  # pylint: disable=g-import-not-at-top
+  here = hardware.machine()
+  assert set(here) == {"cpu", "cores", "gpus", "tensorflow"}
+  assert methods.select("random", quadrant_source(), 1).meta["machine"] == here
+  made = condense_lib.condense("idc_i", quadrant_source(), 1, **TINY,
+                               options=engine.RunOptions(max_steps=0, show_progress=False))
+  assert made.artifact.meta["machine"] == here
+
+
+def test_benchmarks_record_the_same_machine():
+  import datetime  # pylint: disable=g-import-not-at-top
+  from benchmarks import _util  # pylint: disable=g-import-not-at-top
+  assert _util.machine() == dict(hardware.machine(),
+                                 date=datetime.date.today().isoformat())

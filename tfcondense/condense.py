@@ -17,6 +17,7 @@ import numpy as np
 
 from tfcondense import artifact as artifact_lib
 from tfcondense import engine
+from tfcondense import hardware
 from tfcondense import viz
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods.base import SYNTHESIS, SynthesisSpec  # noqa: F401 (re-exported)
@@ -148,7 +149,8 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
       budget=dict(seconds=round(result.seconds, 1), minutes=round(result.seconds / 60, 2),
                   steps=result.steps, total_steps=result.total_steps,
                   stopped=result.stopped),
-      storage=syn.storage(), config=cfg.as_dict(), class_names=list(source.class_names))
+      storage=syn.storage(), config=cfg.as_dict(), class_names=list(source.class_names),
+      machine=hardware.machine())
   if result.changes:  # settings a resume changed (RunOptions.allow_changes)
     meta["changes"] = [dict(field=k, before=b, after=a) for k, b, a in result.changes]
   weights = form.get_weights() if getattr(form, "variables", None) else None

@@ -7,9 +7,16 @@ a CPU without them TensorFlow emulates it and the same step ran 2.9x *slower* (a
 Xeon with AVX-512F only). GPUs from compute capability 8.0 (Ampere) have bfloat16 tensor
 cores. `resolve_precision("auto")` picks accordingly, so that a benchmark run on one
 machine does not inherit a choice measured on another.
+
+`machine()` says where something was made (CPU model, cores, GPUs, TensorFlow): the
+condensed artifacts' meta.json and the benchmark results record it, since a set from
+4.6 H100 minutes and one from 74 CPU minutes look alike otherwise.
 """
 from __future__ import annotations
 
+import functools
+import os
+import platform
 from typing import Iterable, Optional
 
 from tfcondense.errors import InvalidConfigError
@@ -98,3 +105,52 @@ def available_memory_bytes(meminfo: str = "/proc/meminfo") -> Optional[int]:
   except (OSError, ValueError, IndexError):
     pass
   return None
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+  """The CPU's model name in `cpuinfo` (Python's `platform` name where it is missing)."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def gpu_names(gpus: Optional[list] = None) -> list:
+  """The names of the GPUs TensorFlow sees (`gpus`: physical devices; default all)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if gpus is None:
+    gpus = tf.config.list_physical_devices("GPU")
+  return [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+          for d in gpus]
+
+
+@functools.lru_cache(maxsize=None)
+def _this_machine() -> dict:
+  return _describe("/proc/cpuinfo", None)
+
+
+def _describe(cpuinfo: str, gpus: Optional[list]) -> dict:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return {"cpu": cpu_model(cpuinfo), "cores": os.cpu_count(), "gpus": gpu_names(gpus),
+          "tensorflow": tf.__version__}
+
+
+def machine(cpuinfo: Optional[str] = None, gpus: Optional[list] = None) -> dict:
+  """Where this process runs, as recorded in meta.json and benchmark results.
+
+  Args:
+    cpuinfo: the file to read the CPU model from (default /proc/cpuinfo).
+    gpus: physical GPU devices to name (default the visible ones).
+
+  Returns:
+    {"cpu": model name, "cores": logical cores (os.cpu_count()), "gpus": [names],
+    "tensorflow": version}; this machine's is looked up once per process.
+  """
+  if cpuinfo is None and gpus is None:
+    here = _this_machine()
+    return dict(here, gpus=list(here["gpus"]))  # a copy: the cached one stays as it is
+  return _describe(cpuinfo or "/proc/cpuinfo", gpus)

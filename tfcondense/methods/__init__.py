@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from tfcondense import hardware
 from tfcondense.artifact import Artifact
 from tfcondense.registry import Registry
 
@@ -32,7 +33,8 @@ def select(name: str, source, ipc: int, seed: int = 0, **options) -> Artifact:
     **options: method options (e.g. `cache_dir` for the embedding of herding/kcenter).
 
   Returns:
-    An Artifact whose meta records source, method, ipc, factor (1), seed and budget.
+    An Artifact whose meta records source, method, ipc, factor (1), seed, budget and
+    machine (`tfcondense.hardware.machine()`).
 
   Raises:
     UnknownNameError: unknown method.
@@ -44,6 +46,7 @@ def select(name: str, source, ipc: int, seed: int = 0, **options) -> Artifact:
   images, labels, extra = fn(source, ipc, seed, **options)
   meta = dict(source=source.name, method=name.lower(), ipc=int(ipc), factor=1,
               formation="identity", seed=int(seed),
-              budget={"seconds": round(time.perf_counter() - t0, 2)})
+              budget={"seconds": round(time.perf_counter() - t0, 2)},
+              machine=hardware.machine())
   meta.update(extra)
   return Artifact(images, labels, meta)
