@@ -9,8 +9,8 @@ class-major), `formed()` decodes them, and initialisers fill them from real data
 Initialisers (registry `INITS`):
 
 * ``mix``: each stored image is a grid of real images of its class, each downsampled
-  to one tile (IDC's default for factor > 1: at initialisation every formed image
-  is then a blurred real image);
+  to one tile by nearest neighbour as the reference (IDC's default for factor > 1: at
+  initialisation every formed image is then a coarse real image);
 * ``random``: ipc random real images per class (seeded; the reference takes the
   first ipc, which is the same in distribution);
 * ``noise``: uniform noise in [0, 1];
@@ -44,10 +44,13 @@ def tile_grid(formation) -> Tuple[int, int]:
 
 
 #: How `mix` downsamples a real image to a tile: "nearest" (the IDC reference's
-#: PyTorch `F.interpolate` default) or "antialias" (antialiased bilinear, ours before
-#: 2026-12). `benchmarks/eval_protocol.py` (part init) measures both.
+#: PyTorch `F.interpolate` default; the default since 2026-12) or "antialias"
+#: (antialiased bilinear, ours before). Measured by `benchmarks/eval_protocol.py`
+#: (part init): IDC's Fashion-MNIST IPC 10 initial set (factor 2, 0 iterations) trains
+#: ConvNet-3 to about 80 % with nearest tiles and about 73 % with antialiased ones
+#: (cpu recipe, 3 repetitions; BENCHMARKS.md): the smoothed tiles lose the detail.
 MIX_RESIZES = ("nearest", "antialias")
-MIX_RESIZE = "antialias"
+MIX_RESIZE = "nearest"
 
 
 def downsample(images: np.ndarray, size: Tuple[int, int], method: str) -> np.ndarray:
