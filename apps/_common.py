@@ -83,11 +83,19 @@ def usage(doc: str, package: str) -> str:
 
 
 def run(main):
-  """Runs an app's absl `main` (its command's entry point, and `python -m`'s): absl
-  shows the `__main__` module's docstring as --help text, so the app's is put there."""
+  """Runs an app's absl `main` (its command's entry point, and `python -m`'s).
+
+  absl's --help shows the `__main__` module's docstring and the flags of the program
+  (`sys.argv[0]`); a command's `__main__` is a stub that defines none, so the app's
+  docstring and flags are put there.
+  """
   from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   module = sys.modules[main.__module__]
   sys.modules["__main__"].__doc__ = usage(module.__doc__, module.__package__)
+  if module.__name__ != "__main__":
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   app.run(main)
 
 

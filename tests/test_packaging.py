@@ -91,12 +91,15 @@ def test_installed_apps_run_and_their_help_names_the_commands(wheel, tmp_path):
                        timeout=300)
   assert out.returncode == 0, out.stderr
   env = dict(os.environ, PYTHONPATH=str(target))
-  helped = subprocess.run([sys.executable, "-m", "tfcondense.apps.condense", "--help"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
-  assert helped.returncode in (0, 1), helped.stderr  # absl's --help exits with 1
-  assert "tfcondense-condense --source fashion_mnist --method idc" in helped.stdout
-  assert "python -m apps." not in helped.stdout
+  for command in ([str(target / "bin" / "tfcondense-condense")],
+                  [sys.executable, "-m", "tfcondense.apps.condense"]):
+    helped = subprocess.run([*command, "--help"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode in (0, 1), helped.stderr  # absl's --help exits with 1
+    assert "tfcondense-condense --source fashion_mnist --method idc" in helped.stdout
+    assert "python -m apps." not in helped.stdout
+    for flag in ("--lr_img", "--allow_change", "--collective_timeout"):  # not in
+      assert flag in helped.stdout, (command, flag)  # the docstring: the flags' list
   assert str(target) in subprocess.run(  # the installed copy, not the checkout
       [sys.executable, "-c", "import tfcondense.apps._common as c; print(c.__file__)"],
       cwd=tmp_path, env=env, capture_output=True, text=True).stdout
