@@ -20,8 +20,8 @@ Parts, in the order they run (the 2-core AMD EPYC, mixed bfloat16, ConvNet-3 at 
   recipe at 1,000 steps (the old fixed length), and IDC's 2,000 formed images also at
   3,200 steps (100 epochs) (about 40 min);
 * paper: the same four under the `paper` protocol (1,000 epochs: 8,000 steps for the
-  500-image sets, 32,000 for IDC's 2,000 formed images, about 55 min on its own);
-  repetition 0 of every set first, then 1 and 2;
+  500-image sets, about 15 min each, then 32,000 for IDC's 2,000 formed images, about
+  55 min on its own); repetition 0 of every set first, then 1 and 2;
 * light: the four under the `light` protocol (random crop and flip, no CutMix; about
   20 min).
 All use the evaluation recipe of protocol version 2 (DSA without cutout under CutMix).
@@ -61,9 +61,10 @@ def _cells(part: str, reps: int):
     out = [(dict(method=m, ipc=50, protocol="cpu", steps=1000), range(reps)) for m in _SETS]
     out.append((dict(method="idc", ipc=50, protocol="cpu", steps=3200), range(reps)))
     return out
-  if part == "paper":  # one repetition of every set before the next round
+  if part == "paper":  # one repetition of every set before the next round, IDC's
+    # 32,000 steps last: the three 8,000-step sets fit in what is left of a session
     return [(dict(method=m, ipc=50, protocol="paper"), [r]) for r in range(reps)
-            for m in ("random", "idc", "kcenter", "idc_i")]
+            for m in ("random", "kcenter", "idc_i", "idc")]
   if part == "light":
     return [(dict(method=m, ipc=50, protocol="light", steps=1000), range(reps))
             for m in _SETS]
