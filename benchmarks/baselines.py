@@ -2,13 +2,15 @@ r"""Selection baselines on Fashion-MNIST: Random, Herding, K-Center at IPC 1/10/
 
   python -m benchmarks.baselines                      # the committed run
   python -m benchmarks.baselines --protocol quick --repetitions 1   # a cheaper look
+  python -m benchmarks.baselines --protocol light     # the light (Keras-style) recipe
 
 Evaluated with ConvNet-3 (instance norm), 3 repetitions, under the named evaluation
 protocol (default `cpu`: 1000 SGD steps of batch 64, DSA augmentation + CutMix) in mixed
 bfloat16 (--precision float32 for full precision). The
 full-data row uses --full_steps steps (default 3000, about 3 epochs). Finished cells are
 kept in benchmarks/results/baselines_fashion_mnist.json and skipped on a re-run, so the
-script can be interrupted and resumed. The K-Center / Herding embedding (a ConvNet-3
+script can be interrupted and resumed. Rows of an older protocol version (version 1 kept
+cutout under CutMix) move to the file's `superseded_rows` and are measured again. The K-Center / Herding embedding (a ConvNet-3
 trained one epoch on all 60,000 images) is cached under benchmarks/cache/.
 """
 from __future__ import annotations
@@ -45,6 +47,9 @@ def main(argv):
   here = os.path.dirname(os.path.abspath(__file__))
   protocol = ev.get_protocol(_PROTOCOL.value, precision=_PRECISION.value)
   header = dict(machine=_util.machine(), command="python -m benchmarks.baselines")
+  moved = experiment.supersede_old_rows(path, [protocol.name, f"{protocol.name}-full"])
+  if moved:
+    print(f"{moved} rows of an older protocol version moved to superseded_rows")
   cells = [experiment.Cell(m, int(i)) for i in _IPCS.value for m in _METHODS.value]
   rows = experiment.compare(source, cells, protocol=protocol, repetitions=_REPS.value,
                             results_path=path, cache_dir=os.path.join(here, "cache"),

@@ -2,6 +2,7 @@ r"""Gathers the prebuilt Fashion-MNIST artifacts that ship inside `datasets_buil
 
   python -m benchmarks.prebuilt                 # seconds; run after the benchmarks below
   python -m benchmarks.prebuilt --check         # list what is there and what is missing
+  python -m benchmarks.prebuilt --evaluate cpu,light   # re-evaluate the shipped sets (hours)
 
 Copies, for each config of the prebuilt grid (Random, K-Center, DM, IDC-I, IDC at IPC 1 /
 10 / 50), the artifact one of our benchmark runs produced, with its evaluation.json
@@ -19,6 +20,14 @@ into datasets_builders/condensed_fashion_mnist/artifacts/<method>_ipc<ipc>/:
 
 Every copy is atomic (a temporary directory renamed into place); a config whose
 benchmark has not run yet is reported as missing and left out.
+
+`--evaluate P1,P2` re-evaluates the shipped sets in place under the named protocols
+(current protocol version, 3 repetitions, mixed bfloat16): DM, IDC-I and IDC through
+`tfcondense.experiment.compare` into benchmarks/results/prebuilt_fashion_mnist.json
+(finished cells are skipped, so it resumes), Random and K-Center from their rows in
+baselines_fashion_mnist.json (the same deterministic selection; run
+`benchmarks.baselines --protocol P` first). Each set's evaluation.json then holds the
+first protocol's result, with every protocol's under `by_protocol`.
 """
 from __future__ import annotations
 
@@ -43,6 +52,10 @@ _METHODS = flags.DEFINE_list("methods", ["random", "kcenter", "dm", "idc_i", "id
                              "Methods of the prebuilt grid.")
 _IPCS = flags.DEFINE_list("ipcs", ["1", "10", "50"], "Images per class.")
 _CHECK = flags.DEFINE_bool("check", False, "Only report what is present and missing.")
+_EVALUATE = flags.DEFINE_list(
+    "evaluate", [], "Re-evaluate the shipped sets under these protocols (the first is the "
+    "one evaluation.json reports) instead of copying benchmark outputs.")
+_REPS = flags.DEFINE_integer("repetitions", 3, "Evaluation repetitions (with --evaluate).")
 _FORCE = flags.DEFINE_bool("force", False,
                            "Re-select Random / K-Center sets already shipped (by default they "
                            "are kept: re-selecting gives the same images but records the "
@@ -69,7 +82,8 @@ def _copy_atomic(src_dir, dst_dir, evaluation):
 def _evaluation_from_row(row, source_file):
   """evaluation.json fields (tfcondense.evaluate.Result.as_dict()) from a benchmark row."""
   keys = ("acc_mean", "acc_std", "last_mean", "last_std", "best", "last", "protocol",
-          "precision", "model", "augmentation", "steps", "repetitions")
+          "precision", "model", "augmentation", "augmentation_spec", "protocol_version",
+          "num_images", "steps", "repetitions")
   out = {k: row[k] for k in keys if k in row}
   out.setdefault("model", "convnet3")
   out.setdefault("repetitions", len(row.get("best", [])) or None)
@@ -124,8 +138,64 @@ def _synthesis(method, ipc):
   return art_dir, evaluation
 
 
+def _evaluate_shipped(protocol_names):
+  """Re-evaluates every shipped config under `protocol_names` (see the module doc)."""
+  from tfcondense import data  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
+  source = data.load_source("fashion_mnist")
+  results = os.path.join(_util.RESULTS, "prebuilt_fashion_mnist.json")
+  header = dict(machine=_util.machine(), command="python -m benchmarks.prebuilt --evaluate "
+                + ",".join(protocol_names))
+  by_config, missing = {}, []
+  for name in protocol_names:
+    protocol = ev.get_protocol(name, precision="mixed_bfloat16")
+    this = (ev.recipe(protocol, source.name), ev.PROTOCOL_VERSION)
+    experiment.supersede_old_rows(results, [name])
+    for method in _METHODS.value:
+      for ipc in map(int, _IPCS.value):
+        config = f"{method}_ipc{ipc}"
+        if not os.path.isfile(os.path.join(PREBUILT, config, "meta.json")):
+          missing.append((config, "not shipped"))
+          continue
+        if method in ("random", "kcenter", "herding"):
+          row = next((r for r in _rows("baselines_fashion_mnist.json")
+                      if r["method"] == method and r["ipc"] == ipc and r["protocol"] == name
+                      and (ev.row_recipe(r), ev.row_version(r)) == this), None)
+          if row is None:
+            missing.append((f"{config} [{name}]",
+                            f"run `python -m benchmarks.baselines --protocol {name}` first"))
+            continue
+          bench = "benchmarks/results/baselines_fashion_mnist.json"
+        else:
+          rows = experiment.compare(
+              source, [experiment.Cell(method, ipc, artifact_dir=os.path.join(
+                  PREBUILT, config), name=config)],
+              protocol=protocol, repetitions=_REPS.value, results_path=results,
+              header=header, show_progress=False)
+          row = next(r for r in rows if r["key"] == config and r["protocol"] == name
+                     and (ev.row_recipe(r), ev.row_version(r)) == this)
+          bench = "benchmarks/results/prebuilt_fashion_mnist.json"
+        by_config.setdefault(config, {})[name] = _evaluation_from_row(row, bench)
+  for config, results_by in by_config.items():
+    first = next((results_by[n] for n in protocol_names if n in results_by), None)
+    path = os.path.join(PREBUILT, config, "evaluation.json")
+    with open(path) as f:
+      old = json.load(f)
+    main = dict(first) if protocol_names[0] in results_by else dict(old)
+    main["by_protocol"] = dict(old.get("by_protocol", {}), **results_by)
+    atomic.write_json(path, main)
+    print(f"{config}: " + ", ".join(f"{n} {r['acc_mean']:.2f} +- {r['acc_std']:.2f}"
+                                    for n, r in main["by_protocol"].items()))
+  for config, why in missing:
+    print(f"missing: {config}: {why}")
+
+
 def main(argv):
   del argv
+  if _EVALUATE.value:
+    _evaluate_shipped(_EVALUATE.value)
+    return
   source = None
   if not _CHECK.value:
     from tfcondense import data  # pylint: disable=g-import-not-at-top

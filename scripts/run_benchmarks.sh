@@ -6,6 +6,7 @@
 #   setsid nohup bash scripts/run_benchmarks.sh > benchmarks/cache/run.log 2>&1 &
 #   bash scripts/run_benchmarks.sh speech cost      # only these steps
 #   bash scripts/run_benchmarks.sh speech -- --methods idc_i --ipcs 10   # flags for them
+#   REV=abc123 bash scripts/run_benchmarks.sh shipped   # run that commit's code, not HEAD's
 #
 # It runs from a snapshot of HEAD in $SNAPSHOT (default /tmp/tfcondense-bench): while a
 # tf.function traces, autograph re-reads its source files, so edits in this checkout
@@ -25,14 +26,15 @@ while [ $# -gt 0 ]; do
   if [ "$1" = "--" ]; then shift; extra=("$@"); break; fi
   steps+=("$1"); shift
 done
-[ ${#steps[@]} -gt 0 ] || steps=(methods prebuilt roundtrip speech cost init bench continual)
+[ ${#steps[@]} -gt 0 ] || steps=(baselines methods prebuilt shipped protocol roundtrip speech cost
+                                  init bench continual)
 
 mkdir -p benchmarks/cache
 exec 9> benchmarks/cache/.run_benchmarks.lock
 flock -n 9 || { echo "run_benchmarks.sh is already running (benchmarks/cache/.run_benchmarks.lock)" >&2; exit 1; }
 git worktree remove --force "$snap" >/dev/null 2>&1 || rm -rf "$snap"
 git worktree prune
-git worktree add -f --detach "$snap" HEAD >/dev/null
+git worktree add -f --detach "$snap" "${REV:-HEAD}" >/dev/null
 link() { rm -rf "$snap/$1"; mkdir -p "$root/$1"; ln -s "$root/$1" "$snap/$1"; }
 for d in benchmarks/results benchmarks/artifacts benchmarks/cache \
          datasets_builders/condensed_fashion_mnist/artifacts; do link "$d"; done
@@ -48,10 +50,17 @@ bench=(--source fashion_mnist --budget cpu --out "$bench_out"
        --sets_from "$root/benchmarks/artifacts/methods_fashion/{method}_ipc{ipc}_20min")
 for step in "${steps[@]}"; do
   case "$step" in
+    # Selection baselines under both named recipes (the reference's and the light one).
+    baselines) run benchmarks.baselines
+               run benchmarks.baselines --protocol light ;;
     # KIP's cells scored by its own kernel as well (seconds; takes no flags).
     methods)   run benchmarks.methods_fashion --minutes 20
                echo "== python -m benchmarks.kip_kernel"; .venv/bin/python -m benchmarks.kip_kernel ;;
     prebuilt)  run benchmarks.prebuilt ;;
+    # The shipped sets re-evaluated in place (after `baselines`, whose rows they reuse).
+    shipped)   run benchmarks.prebuilt --evaluate cpu,light ;;
+    # IPC 50 under the paper / cpu / light protocols (the paper cells take hours).
+    protocol)  run benchmarks.eval_protocol ;;
     roundtrip) run benchmarks.tfds_roundtrip ;;
     speech)    run benchmarks.speech ;;
     # The bench's `cost` suite at budget cpu measures exactly benchmarks.cost's cells:
@@ -67,7 +76,8 @@ for step in "${steps[@]}"; do
     bench)     run apps.bench --suite augmentation,compression,nas,init,cost,transfer \
                    "${bench[@]}" --screenshot ;;
     continual) run benchmarks.continual ;;
-    *) echo "unknown step $step (methods prebuilt roundtrip speech cost init bench continual)" >&2
+    *) echo "unknown step $step (baselines methods prebuilt shipped protocol roundtrip speech" \
+            "cost init bench continual)" >&2
        exit 2 ;;
   esac
 done

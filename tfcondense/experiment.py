@@ -28,9 +28,14 @@ class Cell:
   method: str
   ipc: Optional[int]
   artifact_dir: Optional[str] = None
+  # A stable key for an artifact cell (default: the artifact's absolute path, which
+  # differs between checkouts; committed results name their cells instead).
+  name: Optional[str] = None
 
   @property
   def key(self) -> str:
+    if self.name:
+      return self.name
     if self.artifact_dir:
       return f"artifact:{fileio.abspath(self.artifact_dir)}"
     return f"{self.method}@{self.ipc}" if self.method != FULL else FULL
@@ -44,8 +49,43 @@ def read_rows(path: Optional[str]) -> List[Dict[str, Any]]:
 
 
 def write_rows(path: str, rows: Sequence[Dict[str, Any]], header: Dict[str, Any]) -> None:
-  """Atomically writes {"header":..., "rows": [...]} to `path`."""
-  atomic.write_json(path, {"header": header, "rows": list(rows)}, sort_keys=False)
+  """Atomically writes {"header":..., "rows": [...]} to `path`.
+
+  The file's `superseded_rows` (rows of older protocol versions, see
+  `supersede_old_rows`) are kept.
+  """
+  payload: Dict[str, Any] = {"header": header, "rows": list(rows)}
+  if fileio.exists(path):
+    old = fileio.read_json(path).get("superseded_rows")
+    if old:
+      payload["superseded_rows"] = old
+  atomic.write_json(path, payload, sort_keys=False)
+
+
+def supersede_old_rows(path: str, protocol_names: Iterable[str]) -> int:
+  """Moves rows of `protocol_names` made under an older protocol version to
+  `superseded_rows` in `path`, each with `superseded_because`; returns how many moved.
+
+  They stay in the file for the record (BENCHMARKS.md quotes what moved) and are never
+  read as done, so the next `compare` recomputes those cells under the current recipe.
+  """
+  if not fileio.exists(path):
+    return 0
+  payload = fileio.read_json(path)
+  names = set(protocol_names)
+  keep, moved = [], []
+  for r in payload.get("rows", []):
+    if r.get("protocol") in names and ev.row_version(r) < ev.PROTOCOL_VERSION:
+      moved.append(dict(r, superseded_because=(
+          f"protocol version {ev.row_version(r)} (version {ev.PROTOCOL_VERSION}: "
+          "the reference's augmentation, no cutout under CutMix)")))
+    else:
+      keep.append(r)
+  if moved:
+    payload["rows"] = keep
+    payload["superseded_rows"] = list(payload.get("superseded_rows", [])) + moved
+    atomic.write_json(path, payload, sort_keys=False)
+  return len(moved)
 
 
 def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
