@@ -1,4 +1,5 @@
 """Exceptions whose messages say how to fix the problem."""
+import pickle
 
 
 class TfcondenseError(Exception):
@@ -43,3 +44,7 @@ def check_choice(what: str, value, options) -> str:
   if key not in options:
     raise InvalidConfigError(f"unknown {what} {value!r}; expected one of {', '.join(options)}")
   return key
+
+
+class UnsafePickleError(TfcondenseError, pickle.UnpicklingError):
+  """A pickle (a torch.save file) calls something outside the tensor-rebuild globals."""

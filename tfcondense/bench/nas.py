@@ -15,9 +15,9 @@ data. The reference shipped neither the correlation code nor its ground truth; h
 
 NAS-Bench-201 files are PyTorch pickles (`NAS-Bench-201-v1_0-e61699.pth`,
 `NAS-Bench-201-v1_1-096897.pth`, or one architecture's `<index>-FULL.pth` from the
-archive directory). They are read WITHOUT PyTorch and without executing anything: a
-restricted unpickler accepts only containers, numbers, strings and numpy scalars, and
-replaces tensors (trained weights, not needed for rankings) by `None`. Both torch
+archive directory). They are read WITHOUT PyTorch and without executing anything by
+`tfcondense.torchfile` (the reader the condensed-set importers share), with tensors
+(trained weights, not needed for rankings) skipped as `None`. Both torch
 serialisations are understood: the legacy stream (magic number, protocol, system info,
 then the object) that these files use, and the zip archive of torch >= 1.6. Plain
 `{arch: accuracy}` JSON files and `arch,accuracy` CSV files work as well.
@@ -25,20 +25,19 @@ then the object) that these files use, and the zip archive of torch >= 1.6. Plai
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
-import pickle
-import zipfile
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from tfcondense import torchfile
 from tfcondense.errors import InvalidConfigError, SourceUnavailableError
 
-TORCH_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-TORCH_PROTOCOL_VERSION = 1001
+# The legacy torch.save header (NAS-Bench-201's files use that layout).
+TORCH_MAGIC_NUMBER = torchfile.TORCH_MAGIC_NUMBER
+TORCH_PROTOCOL_VERSION = torchfile.TORCH_PROTOCOL_VERSION
 
 #: NAS-Bench-201's evaluation set holding the test accuracy, per dataset (as its
 #: `get_more_info`): cifar10 is trained on train+valid and tested on the original test
@@ -103,75 +102,6 @@ def ranks(values: Mapping[str, float]) -> Dict[str, float]:
 
 
 # -- NAS-Bench-201 files ----------------------------------------------------------------
-
-class _Skipped:
-  """Stands for a tensor or storage in a torch file (never needed for rankings)."""
-
-  def __init__(self, *args, **kwargs):
-    del args, kwargs
-
-  def __reduce__(self):  # pragma: no cover - never pickled back
-    return (_Skipped, ())
-
-  def __setstate__(self, state):
-    del state
-
-
-def _skip(*args, **kwargs):
-  del args, kwargs
-  return None
-
-
-_ALLOWED = {
-    ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),
-    ("builtins", "slice"), ("builtins", "range"),
-    ("numpy", "dtype"), ("numpy", "ndarray"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-  """Unpickles containers, numbers and numpy scalars only; torch objects become None."""
-
-  def find_class(self, module, name):
-    if (module, name) in _ALLOWED:
-      return super().find_class(module, name)
-    if module == "torch" or module.startswith("torch."):
-      # Storage types appear inside persistent ids; rebuild functions make tensors.
-      return _Skipped if name.endswith("Storage") else _skip
-    raise pickle.UnpicklingError(
-        f"refusing to load {module}.{name} from a results file (only plain containers, "
-        "numbers and tensors, which are skipped, are read)")
-
-  def persistent_load(self, pid):
-    del pid
-    return None
-
-
-def _load_torch_file(path: str) -> Any:
-  """The object in a torch.save file (legacy stream or zip), tensors as None."""
-  if zipfile.is_zipfile(path):
-    with zipfile.ZipFile(path) as z:
-      names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-      if not names:
-        raise SourceUnavailableError(f"{path} is a zip file without data.pkl; not a "
-                                     "torch.save file")
-      return _RestrictedUnpickler(io.BytesIO(z.read(names[0])), encoding="utf-8").load()
-  with open(path, "rb") as f:
-    try:
-      magic = _RestrictedUnpickler(f, encoding="utf-8").load()
-    except Exception as e:  # junk raises anything from UnpicklingError to KeyError
-      raise SourceUnavailableError(f"{path} is not a torch.save file ({e!r})") from e
-    if magic != TORCH_MAGIC_NUMBER:
-      raise SourceUnavailableError(f"{path}: invalid magic number; not a torch.save file")
-    version = _RestrictedUnpickler(f, encoding="utf-8").load()
-    if version != TORCH_PROTOCOL_VERSION:
-      raise SourceUnavailableError(f"{path}: unsupported torch protocol {version}")
-    _RestrictedUnpickler(f, encoding="utf-8").load()  # system info
-    return _RestrictedUnpickler(f, encoding="utf-8").load()
-
 
 def _arch_accuracy(arch_results: Mapping[str, Any], dataset: str, setname: str,
                    epoch: Optional[int]) -> Optional[float]:
@@ -275,4 +205,5 @@ def load_nasbench201(path: str, dataset: str = "cifar10", setname: Optional[str]
     if not out:
       raise SourceUnavailableError(f"{path} has no `arch,accuracy` rows")
     return out
-  return parse_nasbench201(_load_torch_file(path), dataset, setname, hp, epoch)
+  return parse_nasbench201(torchfile.load(path, tensors="skip"), dataset, setname, hp,
+                           epoch)
