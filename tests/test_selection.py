@@ -68,3 +68,30 @@ def test_embedding_cache_tells_equal_sized_subsets_apart(tmp_path):
   eb = selection.embeddings(b, cache_dir=str(tmp_path), show_progress=False)
   assert not np.allclose(ea, eb)
   assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_misspelt_option_is_refused_before_any_work():
+  src = quadrant_source(n_per_class=4)
+  with pytest.raises(InvalidConfigError, match=r"no option 'cach_dir'.*cache_dir, show_progress"):
+    methods.select("random", src, ipc=1, cach_dir="/tmp/x")
+  with pytest.raises(InvalidConfigError, match="no option 'epochs'"):
+    methods.select("kcenter", src, ipc=1, epochs=3)
+
+
+def test_in_memory_embedding_cache_is_bounded(monkeypatch):
+  calls = []
+
+  def fake_train(source, seed, model, epochs, show_progress):
+    del source, model, epochs, show_progress
+    calls.append(seed)
+    return np.full((4, 2), seed, np.float32)
+
+  monkeypatch.setattr(selection, "_train_and_embed", fake_train)
+  monkeypatch.setattr(selection, "_EMBED_CACHE", type(selection._EMBED_CACHE)())
+  src = quadrant_source(n_per_class=1)
+  for seed in (1, 2, 1, 3):  # 1 is used again while still cached, then 2 is evicted
+    selection.embeddings(src, seed=seed)
+  assert calls == [1, 2, 3]
+  assert len(selection._EMBED_CACHE) == selection._EMBED_CACHE_SIZE == 2
+  selection.embeddings(src, seed=2)  # evicted: trained again
+  assert calls == [1, 2, 3, 2]

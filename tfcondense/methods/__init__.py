@@ -6,10 +6,12 @@ registered with ``@METHODS.register(name)``; :func:`select` wraps it into an
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 from tfcondense import hardware
 from tfcondense.artifact import Artifact
+from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
 METHODS = Registry("method", hint="Selection methods live in tfcondense.methods.")
@@ -38,9 +40,15 @@ def select(name: str, source, ipc: int, seed: int = 0, **options) -> Artifact:
 
   Raises:
     UnknownNameError: unknown method.
-    InvalidConfigError: IPC larger than a class.
+    InvalidConfigError: IPC larger than a class, or an option the method does not take.
   """
   fn = METHODS.get(name)
+  known = [p for p in inspect.signature(fn).parameters if p not in ("source", "ipc", "seed")]
+  unknown = sorted(set(options) - set(known))
+  if unknown:
+    raise InvalidConfigError(
+        f"selection method {name!r} takes no option {', '.join(map(repr, unknown))}; "
+        f"its options: {', '.join(known) or 'none'}")
   source.check_ipc(ipc)
   t0 = time.perf_counter()
   images, labels, extra = fn(source, ipc, seed, **options)

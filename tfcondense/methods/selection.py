@@ -9,6 +9,7 @@ embedding best matches the class mean, in the same embedding.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 from typing import Optional
@@ -19,7 +20,10 @@ from tfcondense import atomic
 from tfcondense import fileio
 from tfcondense.methods import METHODS
 
-_EMBED_CACHE = {}
+# Embeddings kept in memory, newest last; Fashion-MNIST's is about 490 MB, so the
+# cache keeps at most _EMBED_CACHE_SIZE of them (the disk cache, `cache_dir`, keeps all).
+_EMBED_CACHE: "collections.OrderedDict[str, np.ndarray]" = collections.OrderedDict()
+_EMBED_CACHE_SIZE = 2
 
 
 def _gather(source, per_class_indices):
@@ -28,9 +32,9 @@ def _gather(source, per_class_indices):
 
 
 @METHODS.register("random")
-def random_selection(source, ipc, seed, **unused):
+def random_selection(source, ipc, seed, cache_dir=None, show_progress=True):
   """`ipc` distinct real images per class drawn uniformly (numpy Generator(seed))."""
-  del unused
+  del cache_dir, show_progress  # the common options of selection methods; unused here
   rng = np.random.default_rng(seed)
   picks = [np.sort(rng.choice(source.class_indices(c), ipc, replace=False))
            for c in range(source.num_classes)]
@@ -44,7 +48,8 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
 
   A `model` is trained for `epochs` epochs on the whole training set (batch 256,
   SGD lr 0.01, no augmentation), as DC-BENCH's K-Center does; features are the
-  input of its classifier. Results are cached in memory and, with `cache_dir`, on disk.
+  input of its classifier. Results are cached in memory (the last two) and, with
+  `cache_dir`, on disk.
 
   Returns:
     float32 [N, D] features aligned with `source.train_images`.
@@ -61,6 +66,9 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
   if feats is None:
     feats = _train_and_embed(source, seed, model, epochs, show_progress)
   _EMBED_CACHE[key] = feats
+  _EMBED_CACHE.move_to_end(key)
+  while len(_EMBED_CACHE) > _EMBED_CACHE_SIZE:
+    _EMBED_CACHE.popitem(last=False)
   if path and not fileio.exists(path):
     atomic.write_bytes(path, fileio.npy_bytes(feats))
   return feats
@@ -119,9 +127,8 @@ def _select_in_embedding(source, ipc, seed, pick, cache_dir, show_progress):
 
 
 @METHODS.register("herding")
-def herding_selection(source, ipc, seed, cache_dir=None, show_progress=True, **unused):
+def herding_selection(source, ipc, seed, cache_dir=None, show_progress=True):
   """Herding in the embedding of a ConvNet trained one epoch (see `embeddings`)."""
-  del unused
   return _select_in_embedding(source, ipc, seed, herding_order, cache_dir, show_progress)
 
 
@@ -148,9 +155,8 @@ def _sqdist(a, b, chunk=4096):
 
 
 @METHODS.register("kcenter")
-def kcenter_selection(source, ipc, seed, cache_dir=None, show_progress=True, **unused):
+def kcenter_selection(source, ipc, seed, cache_dir=None, show_progress=True):
   """DC-BENCH K-Center: per-class KMeans on 1-epoch ConvNet embeddings."""
-  del unused
   images, labels, meta = _select_in_embedding(
       source, ipc, seed, lambda f, k: kcenter_indices(f, k, seed), cache_dir, show_progress)
   return images, labels, dict(meta, kmeans_max_iter=300)
