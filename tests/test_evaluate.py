@@ -1,4 +1,6 @@
 """The train-from-scratch evaluator."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -123,9 +125,15 @@ def test_evaluate_learns_a_separable_task_and_is_deterministic():
 def test_evaluate_with_augmentation_and_cutmix_runs():
   src = quadrant_source(n_per_class=4, n_test=4)
   p = ev.get_protocol("smoke", augmentation="dsa", cutmix_prob=1.0)
-  r = ev.evaluate(src.train_images, src.train_labels, src, protocol=p, repetitions=1,
-                  show_progress=False)
-  assert 0.0 <= r.best_mean <= 100.0 and r.augmentation == "dsa"
+  runs = [ev.evaluate(src.train_images, src.train_labels, src, protocol=q, repetitions=1,
+                      show_progress=False)
+          for q in (p, p, dataclasses.replace(p, augmentation="none", cutmix_prob=0.0))]
+  r = runs[0]
+  assert r.augmentation == "dsa" and r.num_images == 16 and r.steps == 4
+  # The recipe that ran is recorded (the reference's rule: no cutout under CutMix).
+  assert r.augmentation_spec == runs[2].augmentation_spec.replace(
+      "none", "dsa(color_crop_flip_scale_rotate)+cutmix(1)")
+  assert r.best == runs[1].best and r.last == runs[1].last  # seeded, augmentation included
 
 
 def test_evaluate_rejects_bad_input_and_diverging_runs():
