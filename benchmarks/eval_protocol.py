@@ -23,7 +23,11 @@ Parts, in the order they run (the 2-core AMD EPYC, mixed bfloat16, ConvNet-3 at 
   500-image sets, about 15 min each, then 32,000 for IDC's 2,000 formed images, about
   55 min on its own); repetition 0 of every set first, then 1 and 2;
 * light: the four under the `light` protocol (random crop and flip, no CutMix; about
-  20 min).
+  20 min);
+* length: what a longer `cpu` run gives the sets whose length a growing rule would
+  change: Random, K-Center and IDC-I at IPC 50 at 3,200 steps (IDC's 3,200 is in `cpu`)
+  and IDC's 400 formed IPC 10 images at 1,000 and 2,800 steps (about 50 min at 2
+  repetitions).
 All use the evaluation recipe of protocol version 2 (DSA without cutout under CutMix).
 """
 from __future__ import annotations
@@ -43,7 +47,7 @@ ROOT = os.path.dirname(HERE)
 SHIPPED = os.path.join(ROOT, "datasets_builders", "condensed_fashion_mnist", "artifacts")
 OUT = "eval_protocol.json"
 
-_PARTS = flags.DEFINE_list("parts", ["init", "cpu", "paper", "light"],
+_PARTS = flags.DEFINE_list("parts", ["init", "cpu", "length", "paper", "light"],
                            "Parts to run, in order.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Repetitions per cell.")
 _PRECISION = flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16"],
@@ -65,10 +69,15 @@ def _cells(part: str, reps: int):
     # 32,000 steps last: the three 8,000-step sets fit in what is left of a session
     return [(dict(method=m, ipc=50, protocol="paper"), [r]) for r in range(reps)
             for m in ("random", "kcenter", "idc_i", "idc")]
+  if part == "length":
+    out = [(dict(method=m, ipc=50, protocol="cpu", steps=3200), range(reps))
+           for m in ("random", "kcenter", "idc_i")]
+    return out + [(dict(method="idc", ipc=10, protocol="cpu", steps=s), range(reps))
+                  for s in (1000, 2800)]
   if part == "light":
     return [(dict(method=m, ipc=50, protocol="light", steps=1000), range(reps))
             for m in _SETS]
-  raise app.UsageError(f"unknown part {part!r}; known: init, cpu, paper, light")
+  raise app.UsageError(f"unknown part {part!r}; known: init, cpu, length, paper, light")
 
 
 def _training_set(cell, source):
