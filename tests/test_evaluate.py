@@ -185,3 +185,32 @@ def test_compare_redoes_rows_made_with_another_recipe(tmp_path):
   rows = experiment.compare(src, cells, **kw)
   assert len(rows) == 2 and rows[-1]["protocol_version"] == ev.PROTOCOL_VERSION
   assert "none (v1)" in experiment.format_table(rows)
+
+
+def test_compare_redoes_a_cell_whose_length_rule_changed_and_supersedes_old_rows(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
+  src = quadrant_source()
+  path = str(tmp_path / "rows.json")
+  grow = dataclasses.replace(FAST, steps=None, epochs=4, min_steps=2)  # 8 images: 4 steps
+  kw = dict(model="mlp", repetitions=1, results_path=path, show_progress=False,
+            log=lambda *a: None)
+  cells = [experiment.Cell("random", 2)]
+  assert experiment.compare(src, cells, protocol=grow, **kw)[0]["steps"] == 4
+  assert len(experiment.compare(src, cells, protocol=grow, **kw)) == 1  # done
+  longer = dataclasses.replace(grow, min_steps=6)  # same name and recipe, new length rule
+  rows = experiment.compare(src, cells, protocol=longer, **kw)
+  assert [r["steps"] for r in rows] == [6]  # measured again, the stale row replaced
+  # A version-1 row of the protocol moves aside, with the reason, and is never "done".
+  with open(path) as f:
+    stored = json.load(f)
+  del stored["rows"][0]["protocol_version"]
+  with open(path, "w") as f:
+    json.dump(stored, f)
+  assert experiment.supersede_old_rows(path, [FAST.name]) == 1
+  assert experiment.supersede_old_rows(path, [FAST.name]) == 0
+  experiment.write_rows(path, [], {"h": 1})  # rewriting rows keeps the superseded ones
+  with open(path) as f:
+    stored = json.load(f)
+  assert stored["rows"] == [] and len(stored["superseded_rows"]) == 1
+  assert "protocol version 1" in stored["superseded_rows"][0]["superseded_because"]

@@ -88,6 +88,18 @@ def supersede_old_rows(path: str, protocol_names: Iterable[str]) -> int:
   return len(moved)
 
 
+def is_current(row: Dict[str, Any], protocol, source_name: str) -> bool:
+  """Whether a stored row of `protocol`'s name is what `protocol` would give now: same
+  recipe, protocol version and step count for the row's set size."""
+  if row.get("protocol") != protocol.name:
+    return False
+  if (ev.row_recipe(row), ev.row_version(row)) != (ev.recipe(protocol, source_name),
+                                                   ev.PROTOCOL_VERSION):
+    return False
+  n = row.get("num_images")
+  return n is None or int(row.get("steps", -1)) == protocol.total_steps(int(n))
+
+
 def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
             protocol="cpu", repetitions: int = 3, seed: int = 0,
             results_path: Optional[str] = None, artifacts_root: Optional[str] = None,
@@ -118,9 +130,10 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
   protocol = ev.get_protocol(protocol)
   model = model or ev.default_model(source.name)
   rows = read_rows(results_path)
-  # A row counts as done only if made with the same recipe and protocol version.
+  # A row counts as done only if made with the same recipe, protocol version and
+  # length (a protocol whose length grows with the set may have changed its rule).
   done = {(r["key"], r["model"], r["protocol"], ev.row_recipe(r), ev.row_version(r))
-          for r in rows}
+          for r in rows if is_current(r, protocol, source.name)}
   this = (protocol.name, ev.recipe(protocol, source.name), ev.PROTOCOL_VERSION)
   head = dict(header or {}, source=source.name, protocol=protocol.describe(),
               repetitions=repetitions)
@@ -156,6 +169,11 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
           os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}",
                        artifact_lib.EVALUATION),
           dict(res.as_dict(), seed=int(seed), source=source.name))
+    # A row of this cell and recipe made at another length (an older length rule)
+    # gives way to the new one; rows of other recipes or versions stay beside it.
+    rows = [r for r in rows if not (
+        (r["key"], r["model"], r["protocol"], ev.row_recipe(r), ev.row_version(r))
+        == (cell.key, model) + this)]
     row = dict(key=cell.key, method=meta.get("method", cell.method),
                ipc=meta.get("ipc", cell.ipc), factor=meta.get("factor", 1),
                source=source.name, select_seconds=round(select_seconds, 1),
