@@ -150,7 +150,6 @@ def _evaluate_shipped(protocol_names):
   by_config, missing = {}, []
   for name in protocol_names:
     protocol = ev.get_protocol(name, precision="mixed_bfloat16")
-    this = (ev.recipe(protocol, source.name), ev.PROTOCOL_VERSION)
     experiment.supersede_old_rows(results, [name])
     for method in _METHODS.value:
       for ipc in map(int, _IPCS.value):
@@ -160,8 +159,8 @@ def _evaluate_shipped(protocol_names):
           continue
         if method in ("random", "kcenter", "herding"):
           row = next((r for r in _rows("baselines_fashion_mnist.json")
-                      if r["method"] == method and r["ipc"] == ipc and r["protocol"] == name
-                      and (ev.row_recipe(r), ev.row_version(r)) == this), None)
+                      if r["method"] == method and r["ipc"] == ipc
+                      and experiment.is_current(r, protocol, source.name)), None)
           if row is None:
             missing.append((f"{config} [{name}]",
                             f"run `python -m benchmarks.baselines --protocol {name}` first"))
@@ -173,8 +172,8 @@ def _evaluate_shipped(protocol_names):
                   PREBUILT, config), name=config)],
               protocol=protocol, repetitions=_REPS.value, results_path=results,
               header=header, show_progress=False)
-          row = next(r for r in rows if r["key"] == config and r["protocol"] == name
-                     and (ev.row_recipe(r), ev.row_version(r)) == this)
+          row = next(r for r in rows if r["key"] == config
+                     and experiment.is_current(r, protocol, source.name))
           bench = "benchmarks/results/prebuilt_fashion_mnist.json"
         by_config.setdefault(config, {})[name] = _evaluation_from_row(row, bench)
   for config, results_by in by_config.items():
