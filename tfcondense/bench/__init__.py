@@ -8,9 +8,10 @@ Condensation Benchmark", NeurIPS 2022 Datasets and Benchmarks).
 
 Modules: `budgets` (presets), `store` (one JSON file per cell), `context` (source view,
 condensed sets, cached evaluations), `suites` (augmentation, compression, transfer,
-nas, init, cost), `nas` (rank correlations, NAS-Bench-201 files; Dong & Yang, ICLR
-2020), `init_study`, `cost`, `plots`, `report`. Submodules load on first use (importing
-this package does not import TensorFlow).
+nas, init, cost), `ddranking` (DD-Ranking's HLR / IOR / LRS / ARS), `nas` (rank
+correlations, NAS-Bench-201 files; Dong & Yang, ICLR 2020), `init_study`, `cost`,
+`plots`, `report`. Submodules load on first use (importing this package does not import
+TensorFlow).
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ _LAZY = {
     "rank_correlation": "tfcondense.bench.nas",
     "load_nasbench201": "tfcondense.bench.nas",
 }
-_SUBMODULES = ("budgets", "context", "cost", "init_study", "nas", "plots", "report", "store",
-               "suites")
+_SUBMODULES = ("budgets", "context", "cost", "ddranking", "init_study", "nas", "plots",
+               "report", "store", "suites")
 
 __all__ = [*_LAZY, *_SUBMODULES]
 
