@@ -7,6 +7,9 @@ Layout (STYLE.md habit 8)::
     <dir>/meta.json    source, method, ipc, factor, formation, seed, budget, version, ...
     <dir>/formation.npz  (only for a learnable formation) its weights, which count in
                        the storage budget
+    <dir>/soft_labels.npy  (optional) float32 [N or formed, num_classes] label
+                       distributions or logits, described by meta.json's "soft_labels"
+                       (`tfcondense.soft_labels`); their bytes count in the storage
 
 Any numpy user can read it: ``np.load(dir + "/images.npy")``. The directory may be a
 local folder or a URL that `tf.io.gfile` knows (`gs://bucket/set`, `ram://set`). Writes
@@ -28,10 +31,12 @@ import numpy as np
 
 from tfcondense import atomic
 from tfcondense import fileio
-from tfcondense.errors import CorruptArtifactError, WorkdirError
+from tfcondense import soft_labels as soft_lib
+from tfcondense.errors import CorruptArtifactError, InvalidConfigError, WorkdirError
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 WEIGHTS = "formation.npz"
+SOFT_LABELS = soft_lib.FILE
 #: The evaluation of the set by whoever made it (tfcondense.evaluate.Result.as_dict()
 #: plus seed and source); the TFDS builders report it as the set's accuracy.
 EVALUATION = "evaluation.json"
@@ -47,12 +52,15 @@ class Artifact:
     labels: int32 [N].
     meta: JSON-serialisable metadata; at least source, method, ipc.
     weights: learnable formation weights by name (empty for other formations).
+    soft_labels: per-image label distributions or logits (`tfcondense.soft_labels`),
+      or None for hard labels only.
   """
 
   images: np.ndarray
   labels: np.ndarray
   meta: Dict[str, Any]
   weights: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  soft_labels: Optional[soft_lib.SoftLabels] = None
 
   @property
   def ipc(self) -> int:
@@ -77,7 +85,8 @@ def _check(images: np.ndarray, labels: np.ndarray, meta: Dict[str, Any], where: 
 
 
 def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
-                  weights: Optional[Dict[str, np.ndarray]] = None) -> Artifact:
+                  weights: Optional[Dict[str, np.ndarray]] = None,
+                  soft_labels: Optional[soft_lib.SoftLabels] = None) -> Artifact:
   """Writes an artifact directory atomically (replacing an existing one).
 
   Args:
@@ -86,6 +95,9 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
     labels: [N] integer class labels.
     meta: metadata; `version` and `created` are added.
     weights: learnable formation weights, written to formation.npz.
+    soft_labels: written to soft_labels.npy, described in meta["soft_labels"]; their
+      bytes are added to meta["storage"] ("soft_label_bytes", and "stored_bytes"
+      where the storage has it).
 
   Returns:
     The Artifact that was written.
@@ -99,6 +111,10 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
       timespec="seconds"))
   meta.setdefault("num_images", int(len(images)))
   meta.setdefault("image_shape", list(images.shape[1:]))
+  if soft_labels is not None:
+    _check_soft(soft_labels, len(images), directory)
+    meta["soft_labels"] = soft_labels.describe()
+    meta["storage"] = _with_soft_storage(meta.get("storage"), soft_labels)
   _check(images, labels, meta, directory)
   text = json.dumps(meta, indent=2, sort_keys=True)
   try:
@@ -107,13 +123,16 @@ def save_artifact(directory: str, images, labels, meta: Dict[str, Any],
       fileio.write_bytes(os.path.join(tmp, LABELS), fileio.npy_bytes(labels))
       if weights:
         fileio.write_bytes(os.path.join(tmp, WEIGHTS), fileio.npz_bytes(**weights))
+      if soft_labels is not None:
+        fileio.write_bytes(os.path.join(tmp, SOFT_LABELS),
+                           fileio.npy_bytes(soft_labels.values))
       with fileio.open(os.path.join(tmp, META), "w") as f:
         f.write(text)
   except WorkdirError:
     raise
   except OSError as e:
     raise fileio.workdir_error(directory, e) from e
-  return Artifact(images, labels, meta, dict(weights or {}))
+  return Artifact(images, labels, meta, dict(weights or {}), soft_labels)
 
 
 def load_artifact(directory: str) -> Artifact:
@@ -142,4 +161,56 @@ def load_artifact(directory: str) -> Artifact:
       weights = fileio.load_npz(path)
     except (ValueError, OSError, EOFError) as e:
       raise CorruptArtifactError(f"{path}: cannot read formation weights ({e})") from e
-  return Artifact(images.astype(np.float32), labels.astype(np.int32), meta, weights)
+  soft = read_soft_labels(directory, meta, len(images), fileio.exists, fileio.load_npy)
+  return Artifact(images.astype(np.float32), labels.astype(np.int32), meta, weights, soft)
+
+
+def _check_soft(soft: soft_lib.SoftLabels, num_stored: int, where: str) -> None:
+  if soft.per == "stored" and len(soft.values) != num_stored:
+    raise InvalidConfigError(f"{where}: {len(soft.values)} soft-label rows for "
+                             f"{num_stored} stored images (per='stored')")
+
+
+def _with_soft_storage(storage: Any, soft: soft_lib.SoftLabels) -> Dict[str, Any]:
+  """meta["storage"] with the soft labels' bytes counted."""
+  out = dict(storage) if isinstance(storage, dict) else {}
+  extra = soft_lib.storage_bytes(soft)
+  out["soft_label_bytes"] = extra
+  if "stored_bytes" in out:
+    out["stored_bytes_without_soft_labels"] = out.get(
+        "stored_bytes_without_soft_labels", out["stored_bytes"])
+    out["stored_bytes"] = int(out["stored_bytes_without_soft_labels"]) + extra
+  return out
+
+
+def read_soft_labels(directory: str, meta: Dict[str, Any], num_stored: int,
+                     exists=fileio.exists, load_npy=fileio.load_npy
+                     ) -> Optional[soft_lib.SoftLabels]:
+  """The soft labels of an artifact directory, or None when it has none.
+
+  Args:
+    directory: the artifact directory.
+    meta: its meta.json.
+    num_stored: its stored image count (rows per stored image must match).
+    exists, load_npy: file functions (the TFDS builders pass tf.io.gfile ones).
+
+  Raises:
+    CorruptArtifactError: meta.json names soft labels that are missing or malformed.
+  """
+  path = os.path.join(directory, SOFT_LABELS)
+  spec = meta.get("soft_labels")
+  if not spec and not exists(path):
+    return None
+  if not exists(path):
+    raise CorruptArtifactError(f"{directory}: meta.json describes soft labels but "
+                               f"{SOFT_LABELS} is missing")
+  try:
+    values = load_npy(path)
+  except (ValueError, OSError, EOFError) as e:
+    raise CorruptArtifactError(f"{path}: cannot read soft labels ({e})") from e
+  soft = soft_lib.SoftLabels.from_meta(values, spec if isinstance(spec, dict) else {})
+  try:
+    _check_soft(soft, num_stored, directory)
+  except InvalidConfigError as e:
+    raise CorruptArtifactError(str(e)) from e
+  return soft

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfcondense import hardware
 from tfcondense import progress as progress_lib
+from tfcondense import soft_labels as soft_lib
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
 
@@ -224,6 +225,8 @@ class EvalResult:
   seconds: float
   augmentation_spec: str = ""
   protocol_version: int = PROTOCOL_VERSION
+  #: How the soft labels were trained on (kind, loss, temperature), None: hard labels.
+  soft_labels: Optional[Dict[str, Any]] = None
 
   @property
   def best_mean(self) -> float:
@@ -243,6 +246,8 @@ class EvalResult:
 
   def as_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)
+    if d["soft_labels"] is None:  # hard-label rows keep their keys
+      del d["soft_labels"]
     d.update(acc_mean=self.best_mean, acc_std=self.best_std, last_mean=self.last_mean,
              last_std=self.last_std, best=list(self.best), last=list(self.last))
     return d
@@ -291,9 +296,13 @@ class Trainer:
     mean, std: per-channel normalisation statistics.
     protocol: the Protocol.
     flip: whether horizontal flips are allowed in the augmentation.
+    soft_labels: a `tfcondense.soft_labels.SoftLabels` with one row per image: train on
+      its distributions (CutMix mixes them by its area ratio) with its loss; None:
+      hard labels.
   """
 
-  def __init__(self, model, images, labels, mean, std, protocol: Protocol, flip: bool = True):
+  def __init__(self, model, images, labels, mean, std, protocol: Protocol, flip: bool = True,
+               soft_labels: Optional[soft_lib.SoftLabels] = None):
     from tfcondense.augment import mix  # pylint: disable=g-import-not-at-top
     self.model = model
     self.protocol = protocol
@@ -303,6 +312,9 @@ class Trainer:
     self.total_steps = protocol.total_steps(self.n)
     self._x = tf.convert_to_tensor(images, tf.float32)
     self._y = tf.convert_to_tensor(labels, tf.int32)
+    self._soft = soft_labels
+    self._p = (None if soft_labels is None
+               else tf.constant(soft_labels.probabilities(), tf.float32))
     self._mean = tf.constant(mean, tf.float32)
     self._std = tf.constant(std, tf.float32)
     self._policy = make_augmentation(protocol, images.shape[1:], mean, std, flip)
@@ -339,13 +351,22 @@ class Trainer:
                      tf.random.experimental.stateless_fold_in(seed, 2))
     x = (x - self._mean) / self._std
     y = tf.gather(self._y, idx)
-    if p.cutmix_prob > 0:
+    targets = None if self._p is None else tf.gather(self._p, idx)
+    if p.cutmix_prob > 0 and targets is not None:
+      # The same draw as with hard labels; CutMix returns batch positions to mix by.
+      x, pa, pb, lam = self._cutmix(x, tf.range(tf.shape(y)[0]),
+                                    tf.random.experimental.stateless_fold_in(seed, 3),
+                                    prob=p.cutmix_prob)
+      targets = lam * tf.gather(targets, pa) + (1.0 - lam) * tf.gather(targets, pb)
+    elif p.cutmix_prob > 0:
       x, ya, yb, lam = self._cutmix(x, y, tf.random.experimental.stateless_fold_in(seed, 3),
                                     prob=p.cutmix_prob)
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       logits = tf.cast(self.model(x, training=True), tf.float32)
-      if p.cutmix_prob > 0:
+      if targets is not None:
+        loss = soft_lib.soft_loss(logits, targets, self._soft.temperature, self._soft.loss)
+      elif p.cutmix_prob > 0:
         loss = self._cutmix_loss(logits, ya, yb, lam)
       else:
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
@@ -424,7 +445,8 @@ def build_with_precision(precision: str, *args, **kwargs):
 def evaluate(images, labels, source, *, model: Optional[str] = None,
              protocol: Union[str, Protocol] = "cpu", repetitions: int = 3, seed: int = 0,
              model_kwargs: Optional[Dict[str, Any]] = None, flip: Optional[bool] = None,
-             show_progress: bool = True, desc: str = "evaluate", cluster=None) -> EvalResult:
+             show_progress: bool = True, desc: str = "evaluate", cluster=None,
+             soft_labels: Optional[soft_lib.SoftLabels] = None) -> EvalResult:
   """Trains `repetitions` fresh models on (images, labels) and tests them on `source`.
 
   Args:
@@ -443,6 +465,10 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
     desc: progress bar label.
     cluster: a `tfcondense.distribute.Cluster`: repetition r runs on worker r mod W
       and the accuracies are gathered on every worker (None: all here).
+    soft_labels: per-image target distributions or logits, one row per image in
+      `images` (`tfcondense.soft_labels.for_training` expands rows per stored image),
+      trained on with their loss (soft cross-entropy, or KL with temperature) instead
+      of the hard labels; None: hard labels (the same computation as before).
 
   Returns:
     An EvalResult with best and last test accuracy (%) per repetition.
@@ -465,11 +491,17 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
     raise InvalidConfigError(f"labels must lie in [0, {source.num_classes})")
   if repetitions < 1:
     raise InvalidConfigError("repetitions must be at least 1")
+  if soft_labels is not None and soft_labels.values.shape != (len(images),
+                                                              source.num_classes):
+    raise InvalidConfigError(
+        f"soft labels of shape {soft_labels.values.shape} do not fit {len(images)} images "
+        f"of {source.num_classes} classes")
   if flip is None:
     flip = source.name not in NO_FLIP_SOURCES
   net = build_with_precision(protocol.precision, model, source.image_shape,
                              source.num_classes, seed=seed, **(model_kwargs or {}))
-  trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip)
+  trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip,
+                    soft_labels=soft_labels)
   total = trainer.total_steps
   reps = list(range(repetitions))
   mine = cluster.share(reps) if cluster is not None else reps
@@ -496,4 +528,7 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
                     precision=protocol.precision,
                     num_images=len(images), steps=total, best=tuple(best), last=tuple(last),
                     seconds=time.perf_counter() - t0,
-                    augmentation_spec=protocol.augmentation_spec(flip))
+                    augmentation_spec=protocol.augmentation_spec(flip),
+                    soft_labels=None if soft_labels is None else dict(
+                        kind=soft_labels.kind, loss=soft_labels.loss,
+                        temperature=soft_labels.temperature))
