@@ -32,8 +32,9 @@ Estimated wall-clock on this machine with nothing else running. Training-step ti
 mixed bfloat16 at batch 64 on the AMD EPYC with native bfloat16 (CPU seconds measured
 there on a busy machine, halved for the two cores, which gives ConvNet-3's 0.10 s of
 the project's BENCHMARKS.md; float32, which the budget uses, is about 1.4x slower):
-ConvNet-3 0.10 s, ResNet-10/18 0.13 s, EfficientNet-B0 0.4 s, ResNetAP-10 0.5 s, DenseNet-121 0.7 s, ViT
-1.2 s, ResNet-152 about 2.5 s (not measured: scaled from ResNetAP-10 by FLOPs). Then:
+ConvNet-3 0.10 s, ResNet-10/18 0.13 s, EfficientNet-B0 0.4 s, ResNetAP-10 0.5 s,
+DenseNet-121 0.7 s, ViT 1.2 s, ResNet-152 about 2.5 s (not measured: scaled from
+ResNetAP-10 by FLOPs). Then:
 condensation of the 18 synthesis sets at IPC 1/10/50, 4.5 h (15 min each),
 plus 0.5 h of MTT experts (each set is made by whichever suite needs it first);
 augmentation, 120 evaluations, about 2.5 h; compression, 25 evaluations of 1000 steps,

@@ -10,7 +10,8 @@ bfloat16 (--precision float32 for full precision). The
 full-data row uses --full_steps steps (default 3000, about 3 epochs). Finished cells are
 kept in benchmarks/results/baselines_fashion_mnist.json and skipped on a re-run, so the
 script can be interrupted and resumed. Rows of an older protocol version (version 1 kept
-cutout under CutMix) move to the file's `superseded_rows` and are measured again. The K-Center / Herding embedding (a ConvNet-3
+cutout under CutMix) move to the file's `superseded_rows` and are measured again.
+The K-Center / Herding embedding (a ConvNet-3
 trained one epoch on all 60,000 images) is cached under benchmarks/cache/.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # Installs everything tfcondense needs (idempotent), then runs one job.
 #
 #   bash scripts/setup.sh demo   # install, condense Fashion-MNIST with IDC, compare with K-Center and Random
-#   bash scripts/setup.sh test   # install, then run the default test suite
+#   bash scripts/setup.sh test   # install, lint (ruff), then run the default test suite
 #   bash scripts/setup.sh        # install only
 #
 # What it installs: Debian's dataset-fashion-mnist (idx files under
@@ -52,6 +52,8 @@ case "${1:-}" in
     ;;
   test)
     shift
+    # Lint first (a second; rules in pyproject.toml), then the tests.
+    .venv/bin/ruff check --quiet . || { echo "[setup] lint failed: .venv/bin/ruff check ." >&2; exit 1; }
     exec .venv/bin/python -m pytest -q "$@"
     ;;
   "") ;;

@@ -132,11 +132,11 @@ def test_convolutions_on_dead_nodes_are_pruned():
   import keras
   # n1 is dead (none), so conv3x3(n1) is never built; n2 = conv3x3(x); n3 = skip(n2).
   model = _cell_model("|none~0|+|conv3x3~0|conv3x3~1|+|none~0|none~1|skip~2|", channels=4)
-  convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+  convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
   assert len(convs) == 1 and convs[0].name == "c_e20_conv"
   assert sum(int(np.prod(v.shape)) for v in model.trainable_weights) == 9 * 16 + 2 * 4
   full = _cell_model(ALL_CONV, channels=4)
-  assert len([l for l in full.layers if isinstance(l, keras.layers.Conv2D)]) == 6
+  assert len([x for x in full.layers if isinstance(x, keras.layers.Conv2D)]) == 6
 
 
 @pytest.mark.parametrize("arch", [
@@ -475,7 +475,7 @@ def test_report_derives_dcbench_numbers_from_cells(tmp_path):
           "15 min cap (iterations not recorded) |") in md
   assert "<td>91 of 20000 it, 15 min</td>" in page
   made_table = md.split("Condensation behind each synthesis set")[1].split("\n\n")[1]
-  assert [l.split(" | ")[0] for l in made_table.splitlines()[2:]] == ["| dm"]
+  assert [s.split(" | ")[0] for s in made_table.splitlines()[2:]] == ["| dm"]
   # Transfer average over non-ConvNet models: mlp, resnet10, vit = acc, acc-10, acc-15.
   assert "| kcenter | 10 | 75.00 ± 0.50 | 70.00 ± 0.50 | 65.00 ± 0.50 | 60.00 ± 0.50 | " \
          "66.67 |" in md
@@ -707,8 +707,8 @@ def test_rerun_computes_only_missing_cells_and_refuses_other_settings(small_run)
   assert out.returncode == 0, out.stderr[-3000:]
   assert all(p.exists() for p in gone)
   assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing else rewritten
-  evaluated = [l for l in out.stdout.splitlines() if " over 1 runs; " in l]
-  assert sorted(l.split(":")[0] for l in evaluated) == [
+  evaluated = [s for s in out.stdout.splitlines() if " over 1 runs; " in s]
+  assert sorted(s.split(":")[0] for s in evaluated) == [
       "augmentation random_ipc1_imagenet", f"nas {gone[1].stem}"]
   assert "condensed" not in out.stdout and "selected" not in out.stdout
   out, _ = _run("--suite", "augmentation", "--source", "fashion_mnist", "--budget", "small",

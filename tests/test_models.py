@@ -95,8 +95,8 @@ def test_forward_every_model(name, shape, kwargs):
   # Every BatchNorm, nested ones included, keeps PyTorch's momentum (Keras 0.9): with
   # Keras' 0.99 the moving statistics of a 300-step protocol lag behind, and a deep
   # network (EfficientNet-B0 did) predicts one class in inference mode.
-  for bn in (l for l in model._flatten_layers(recursive=True)  # pylint: disable=protected-access
-             if isinstance(l, keras.layers.BatchNormalization)):
+  for bn in (x for x in model._flatten_layers(recursive=True)  # pylint: disable=protected-access
+             if isinstance(x, keras.layers.BatchNormalization)):
     assert bn.momentum == pytest.approx(0.9), (name, bn.name, bn.momentum)
 
 

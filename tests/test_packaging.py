@@ -77,8 +77,8 @@ def test_the_wheel_has_one_command_per_app(wheel):
 def test_the_wheel_requires_only_what_is_used(wheel):
   with zipfile.ZipFile(wheel) as z:
     (path,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
-    required = [l.split()[1] for l in z.read(path).decode().splitlines()
-                if l.startswith("Requires-Dist:") and "extra ==" not in l]
+    required = [s.split()[1] for s in z.read(path).decode().splitlines()
+                if s.startswith("Requires-Dist:") and "extra ==" not in s]
   names = {re.split(r"[<>=!;]", r)[0].lower() for r in required}
   assert not names & {"tensorflow-probability", "tf-keras"}  # nothing imported them
   assert {"tensorflow", "keras", "tensorflow-datasets", "numpy", "absl-py"} <= names

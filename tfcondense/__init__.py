@@ -38,6 +38,6 @@ _LAZY = {
 _SUBMODULES = ("atomic", "bench", "condense", "continual", "distribute", "engine", "export",
                "formation", "synthetic")
 
-__all__ = ["__version__", *_LAZY, *_SUBMODULES]
+__all__ = ["__version__"] + list(_LAZY) + list(_SUBMODULES)
 
 __getattr__ = module_getattr(__name__, _LAZY, _SUBMODULES)

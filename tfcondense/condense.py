@@ -109,7 +109,7 @@ def make_config(method: str, source_name: str, ipc: int, **overrides):
   return cfg.resolve(source_name) if hasattr(cfg, "resolve") else cfg
 
 
-def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engine.RunOptions(),
+def condense(method: str, source, ipc: int, *, options: Optional[engine.RunOptions] = None,
              artifact_dir: Optional[str] = None, init_options: Optional[Dict[str, Any]] = None,
              cluster=None, **overrides) -> CondenseResult:
   """Condenses `source` to `ipc` stored images per class with `method`.
@@ -118,7 +118,8 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
     method: a name in SYNTHESIS (idc, idc_i, ...).
     source: the SourceData.
     ipc: stored images per class.
-    options: loop options (workdir for resume, minutes budget, progress).
+    options: loop options (workdir for resume, minutes budget, progress); None: the
+      defaults (no workdir, no budget).
     artifact_dir: where to write the artifact (default `<workdir>/artifact`; with
       neither, nothing is written).
     init_options: options of the initialiser (e.g. cache_dir for kcenter init).
@@ -131,6 +132,7 @@ def condense(method: str, source, ipc: int, *, options: engine.RunOptions = engi
     A CondenseResult (the artifact holds the stored images; decode them with
     `tfcondense.synthetic.formed_from_artifact` for training).
   """
+  options = options or engine.RunOptions()
   spec = SYNTHESIS.get(method)
   cfg = make_config(method, source.name, ipc, **overrides)
   if cluster is not None and cluster.distributed:

@@ -289,11 +289,11 @@ def _together(cluster: Optional[Cluster], fn: Callable[[], Any]):
 
 def _peer_detail(error) -> str:
   """The informative line of a failed collective's message (e.g. 'Socket closed')."""
-  lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+  lines = [s.strip() for s in str(error).splitlines() if s.strip()]
   for line in lines:
     if "aborted by:" in line:
       return line.split("aborted by:", 1)[1].strip()[:200]
-  useful = [l for l in lines if not l.endswith("execution error:")]
+  useful = [s for s in lines if not s.endswith("execution error:")]
   return (useful or ["no detail"])[0][:200]
 
 

@@ -33,6 +33,6 @@ _LAZY = {
 _SUBMODULES = ("budgets", "context", "cost", "ddranking", "init_study", "nas", "plots",
                "report", "store", "suites")
 
-__all__ = [*_LAZY, *_SUBMODULES]
+__all__ = list(_LAZY) + list(_SUBMODULES)
 
 __getattr__ = module_getattr(__name__, _LAZY, _SUBMODULES)

@@ -196,7 +196,7 @@ def measure_isolated(source_name: str, method: str, ipc: int, *,
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   out = subprocess.run([sys.executable, "-m", "tfcondense.bench.cost", payload],
                        capture_output=True, text=True, env=env, timeout=timeout)
-  line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+  line = next((s for s in out.stdout.splitlines() if s.startswith("RESULT ")), None)
   if out.returncode != 0 or line is None:
     raise TfcondenseError(f"cost of {method}@{ipc} failed in its process:\n"
                           f"{out.stderr[-2000:]}")

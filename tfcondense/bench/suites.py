@@ -233,8 +233,9 @@ def init(ctx: BenchContext) -> List[Dict[str, Any]]:
           bar.update(1)
           continue
         # Read only if the cell is computed (a cached cell's snapshot need not exist).
+        path = paths.get(mark)
         cset = CondensedSet(method, ipc, None, None, dict(base, iteration=mark),
-                            make=lambda p=paths.get(mark): init_study.load_snapshot(p) + ({},))
+                            make=lambda p=path: init_study.load_snapshot(p) + ({},))
         res = ctx.evaluate("init", key(mark), cset, protocol=protocol)
         rows.append(dict(res, init=init_name, iteration=mark))
         bar.update(1)
