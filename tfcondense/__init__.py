@@ -32,11 +32,13 @@ _LAZY = {
     "RunOptions": "tfcondense.engine",
     "load": "tfcondense.export",
     "load_test": "tfcondense.export",
+    "import_set": "tfcondense.interop",
+    "export_set": "tfcondense.interop",
 }
 
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
 _SUBMODULES = ("atomic", "bench", "condense", "continual", "distribute", "engine", "export",
-               "formation", "synthetic")
+               "formation", "interop", "soft_labels", "synthetic")
 
 __all__ = ["__version__"] + list(_LAZY) + list(_SUBMODULES)
 

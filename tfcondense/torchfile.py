@@ -109,6 +109,8 @@ class _Pending:
       raise SourceUnavailableError(
           f"{where}: a tensor reads elements up to {end} of a storage of {len(flat)}; the "
           "file is truncated or corrupt")
+    if not self.size:  # a 0-d tensor (as_strided reads shape () as "keep the shape")
+      return np.array(flat[self.offset])
     view = np.lib.stride_tricks.as_strided(
         flat[self.offset:], shape=self.size,
         strides=tuple(s * flat.itemsize for s in self.stride), writeable=False)
@@ -364,7 +366,7 @@ class _Writer:
     dtype = "bool" if array.dtype == np.bool_ else array.dtype.name
     if dtype not in _NUMPY_TO_STORAGE:
       raise TypeError(f"no torch storage for numpy dtype {array.dtype}")
-    array = np.ascontiguousarray(array, array.dtype.newbyteorder("<"))
+    array = np.array(array, array.dtype.newbyteorder("<"), order="C")  # keeps 0-d
     key = str(len(self.storages))
     self.storages.append(array.tobytes())
     shape = tuple(int(s) for s in array.shape)
