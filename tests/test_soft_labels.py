@@ -121,3 +121,24 @@ def test_evaluate_records_the_soft_labels_and_checks_their_shape():
   with pytest.raises(InvalidConfigError, match="do not fit 8 images"):
     ev.evaluate(src.train_images[:8], src.train_labels[:8], src, model="mlp",
                 protocol=FAST, repetitions=1, show_progress=False, soft_labels=soft)
+
+
+def test_teacher_relabelling_is_cached_and_labels_the_formed_images(tmp_path):
+  from tfcondense import relabel
+  src = quadrant_source(n_per_class=8)
+  cfg = relabel.TeacherConfig(epochs=1, model="mlp", batch_size=8, max_steps=6,
+                              augmentation="none", temperature=2.0)
+  teacher = relabel.train_teacher(src, cfg, cache_dir=str(tmp_path), show_progress=False)
+  assert teacher.info["steps"] == 4 and 0 <= teacher.info["test_accuracy"] <= 100
+  again = relabel.train_teacher(src, cfg, cache_dir=str(tmp_path), show_progress=False)
+  assert again.info == json_roundtrip(teacher.info)
+  soft = relabel.relabel_set(src.train_images[:6], teacher)
+  np.testing.assert_allclose(soft.values, relabel.logits(again, src.train_images[:6]),
+                             rtol=1e-5, atol=1e-6)  # the cached weights are the trained ones
+  assert (soft.kind, soft.temperature, soft.loss, soft.per) == ("logits", 2.0, "kl", "formed")
+  assert soft.values.shape == (6, 4) and soft.info["teacher"]["source"] == "toy"
+
+
+def json_roundtrip(obj):
+  import json
+  return json.loads(json.dumps(obj))
