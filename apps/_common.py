@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 #: The command of each app in an installed package (setup.cfg's console_scripts).
 SCRIPTS = {"condense": "tfcondense-condense", "evaluate": "tfcondense-evaluate",
            "bench": "tfcondense-bench", "continual": "tfcondense-continual",
-           "listen": "tfcondense-listen", "make_speech": "tfcondense-make-speech"}
+           "listen": "tfcondense-listen", "make_speech": "tfcondense-make-speech",
+           "export": "tfcondense-export"}
 
 
 def _verbose() -> bool:
@@ -179,11 +180,11 @@ def define_strategy_flags() -> None:
 
 
 def make_cluster():
-  """The `tfcondense.distribute.Cluster` the strategy flags ask for; call it before any
+  """The `tfcondense.cluster.Cluster` the strategy flags ask for; call it before any
   other TensorFlow work (logical devices and collectives must come first)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from tfcondense import distribute  # pylint: disable=g-import-not-at-top
+  from tfcondense import cluster  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
-  return distribute.make_cluster(f.strategy, distribute.StrategyOptions(
+  return cluster.make_cluster(f.strategy, cluster.StrategyOptions(
       devices=tuple(f.devices), logical_cpus=f.logical_cpus,
       timeout_seconds=f.collective_timeout))

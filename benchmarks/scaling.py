@@ -84,11 +84,11 @@ def _config():
 def _run_role(setup: str, out: str) -> None:
   """One set-up: make the strategy first, then time the inner iterations."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfcondense import distribute  # pylint: disable=g-import-not-at-top
+  from tfcondense import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
   if _THREADS.value:
     tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
   name, cpus = _SETUP_STRATEGY[setup]
-  cluster = distribute.make_cluster(name, distribute.StrategyOptions(logical_cpus=cpus))
+  cluster = cluster_lib.make_cluster(name, cluster_lib.StrategyOptions(logical_cpus=cpus))
   from tfcondense import condense, data  # pylint: disable=g-import-not-at-top
   cfg_d = _config()
   src = data.load_source(cfg_d["source"]["name"], **{
@@ -126,8 +126,8 @@ def _launch(setup: str, out: str) -> dict:
   env.pop("TF_CONFIG", None)
   t0 = time.perf_counter()
   if setup == "multi_worker2":
-    from tfcondense import distribute  # pylint: disable=g-import-not-at-top
-    ports = distribute.free_local_ports(2)
+    from tfcondense import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
+    ports = cluster_lib.free_local_ports(2)
     threads = max(1, (os.cpu_count() or 2) // 2)
     procs = []
     for i in range(2):

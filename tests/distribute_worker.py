@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 
-from tfcondense import distribute
+from tfcondense import cluster as cluster_lib
 
 TINY = dict(outer_iterations=2, inner_iterations=2, real_per_class=8, n_data=16, net_batch=8,
             seed=3)
@@ -76,12 +76,12 @@ def main():
   parser.add_argument("--single", action="store_true")
   args = parser.parse_args()
   from tfcondense.errors import TfcondenseError  # pylint: disable=g-import-not-at-top
-  options = distribute.StrategyOptions(
+  options = cluster_lib.StrategyOptions(
       logical_cpus=2 if args.strategy == "mirrored" else 0, timeout_seconds=args.timeout)
   # Every exit is os._exit: the process must go down with its collective server, or a
   # peer would wait for it in a collective.
   try:
-    run(args, distribute.make_cluster(args.strategy, options))
+    run(args, cluster_lib.make_cluster(args.strategy, options))
   except TfcondenseError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     os._exit(2)  # pylint: disable=protected-access

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from tfcondense import distribute
+from tfcondense import cluster as cluster_lib
 from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import UnknownNameError
 
@@ -55,23 +55,25 @@ def _stop(procs):
 # -- in-process: partitions, registry, refusals ------------------------------------------
 def test_class_groups_cover_every_class_once_and_balance():
   for classes, replicas in [(10, 2), (10, 3), (4, 4), (3, 5), (100, 8)]:
-    groups = distribute.class_groups(classes, replicas)
+    groups = cluster_lib.class_groups(classes, replicas)
     assert len(groups) == replicas
     assert sum(groups, []) == list(range(classes))  # contiguous, in order, once each
     sizes = [len(g) for g in groups]
     assert max(sizes) - min(sizes) <= 1
-  shards = distribute.batch_shards(64, 3)
+  shards = cluster_lib.batch_shards(64, 3)
   assert shards[0][0] == 0 and shards[-1][1] == 64
   assert all(a[1] == b[0] for a, b in zip(shards, shards[1:]))
 
 
 def test_unknown_strategy_and_method_name_the_known_ones():
   with pytest.raises(UnknownNameError, match="default, mirrored, multi_worker"):
-    distribute.make_cluster("parameter_server")
-  cluster = distribute.make_cluster("default")
+    cluster_lib.make_cluster("parameter_server")
+  cluster = cluster_lib.make_cluster("default")
   assert not cluster.distributed and not cluster.multi_worker and cluster.is_chief
   assert cluster.any(True) and not cluster.any(False)
   assert cluster.share([0, 1, 2]) == [0, 1, 2]
+  assert cluster.gather_by_index({1: "b", 0: "a"}) == {0: "a", 1: "b"}
+  from tfcondense.methods import idc  # noqa: F401  (registers its replicated steps)
   with pytest.raises(UnknownNameError, match="idc, idc_i"):
     cluster.build_method("dm", lambda: pytest.fail("built before the check"))
 
@@ -88,19 +90,19 @@ def test_apps_take_the_strategy_flag():
 def test_multi_worker_needs_a_cluster_description(monkeypatch):
   monkeypatch.delenv("TF_CONFIG", raising=False)
   with pytest.raises(InvalidConfigError, match="TF_CONFIG"):
-    distribute.make_cluster("multi_worker")
+    cluster_lib.make_cluster("multi_worker")
   monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
   with pytest.raises(InvalidConfigError, match="not a cluster description"):
-    distribute.make_cluster("multi_worker")
+    cluster_lib.make_cluster("multi_worker")
 
 
 def test_options_that_do_not_apply_and_late_logical_cpus_are_refused():
   import tensorflow as tf
   with pytest.raises(InvalidConfigError, match="logical_cpus do"):
-    distribute.make_cluster("default", distribute.StrategyOptions(logical_cpus=2))
+    cluster_lib.make_cluster("default", cluster_lib.StrategyOptions(logical_cpus=2))
   tf.config.list_logical_devices()  # TensorFlow is initialised in this process now
   with pytest.raises(InvalidConfigError, match="already initialised"):
-    distribute.configure_logical_cpus(2)
+    cluster_lib.configure_logical_cpus(2)
 
 
 def test_learnable_formation_cannot_be_split():
@@ -110,7 +112,7 @@ def test_learnable_formation_cannot_be_split():
   src = quadrant_source()
   cfg = condense.make_config("idc", src.name, 1, formation="learnable", outer_iterations=1,
                              inner_iterations=1)
-  cluster = distribute.Cluster(tf.distribute.OneDeviceStrategy("/cpu:0"), "mirrored")
+  cluster = cluster_lib.Cluster(tf.distribute.OneDeviceStrategy("/cpu:0"), "mirrored")
   spec = condense.SYNTHESIS.get("idc")
   with pytest.raises(InvalidConfigError, match="learnable formation"):
     cluster.build_method("idc", spec.build, src, cfg, None)
@@ -137,7 +139,7 @@ def test_mirrored_two_logical_cpus_equals_single_process(mirrored_run):
 
 # -- MultiWorkerMirroredStrategy: two local worker processes over 127.0.0.1 --------------
 def _run_workers(tmp_path, tag, *extra):
-  procs = _launch_workers(tmp_path, tag, distribute.free_local_ports(2), *extra)
+  procs = _launch_workers(tmp_path, tag, cluster_lib.free_local_ports(2), *extra)
   try:
     codes = [p.wait(timeout=LIMIT) for p in procs]
   finally:
@@ -168,8 +170,8 @@ def test_multi_worker_two_processes_equal_single_process(tmp_path, mirrored_run)
 @pytest.mark.slow
 def test_killed_worker_stops_the_chief_and_a_restart_resumes(tmp_path, mirrored_run):
   workdir = tmp_path / "wd"
-  procs = _launch_workers(tmp_path, "a", distribute.free_local_ports(2), "--workdir", str(workdir),
-                          "--sleep", "0.5")
+  procs = _launch_workers(tmp_path, "a", cluster_lib.free_local_ports(2), "--workdir",
+                          str(workdir), "--sleep", "0.5")
   try:
     state = workdir / "checkpoints" / "checkpoint"
     deadline = time.time() + LIMIT

@@ -37,7 +37,7 @@ _LAZY = {
 }
 
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
-_SUBMODULES = ("atomic", "bench", "condense", "continual", "distribute", "engine", "export",
+_SUBMODULES = ("atomic", "bench", "cluster", "condense", "continual", "engine", "export",
                "formation", "interop", "soft_labels", "synthetic")
 
 __all__ = ["__version__"] + list(_LAZY) + list(_SUBMODULES)

@@ -123,7 +123,7 @@ def condense(method: str, source, ipc: int, *, options: Optional[engine.RunOptio
     artifact_dir: where to write the artifact (default `<workdir>/artifact`; with
       neither, nothing is written).
     init_options: options of the initialiser (e.g. cache_dir for kcenter init).
-    cluster: a `tfcondense.distribute.Cluster` to run the method split over its
+    cluster: a `tfcondense.cluster.Cluster` to run the method split over its
       replicas (None or the default strategy: this process alone). Only the chief
       writes the artifact; every worker returns it.
     **overrides: config fields (factor, outer_iterations, lr_img, precision, ...).

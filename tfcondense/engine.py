@@ -33,7 +33,7 @@ does everything else, once for all methods:
 * visibility: a tqdm bar with ETA (of the steps, or with `minutes` of the time
   budget: `tfcondense.progress.loop_bar`), TensorBoard scalars (loss, seconds per
   step) and image grids under `<workdir>/tensorboard`;
-* several workers (`cluster`, a `tfcondense.distribute.Cluster`): only the chief writes
+* several workers (`cluster`, a `tfcondense.cluster.Cluster`): only the chief writes
   config.json, checkpoints and logs; every worker restores the same checkpoint (checked),
   the budget stop is agreed by all workers, and a lost worker stops the run with
   `WorkerLostError` naming the checkpoint a restart resumes from.
@@ -64,7 +64,7 @@ from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
 
 
 class Cluster(Protocol):
-  """What the loop needs from a multi-worker run (`tfcondense.distribute.Cluster`)."""
+  """What the loop needs from a multi-worker run (`tfcondense.cluster.Cluster`)."""
 
   is_chief: bool
   multi_worker: bool

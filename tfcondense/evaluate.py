@@ -463,7 +463,7 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
     flip: allow horizontal flips; default: False for digit sources (IDC).
     show_progress: draw a progress bar.
     desc: progress bar label.
-    cluster: a `tfcondense.distribute.Cluster`: repetition r runs on worker r mod W
+    cluster: a `tfcondense.cluster.Cluster`: repetition r runs on worker r mod W
       and the accuracies are gathered on every worker (None: all here).
     soft_labels: per-image target distributions or logits, one row per image in
       `images` (`tfcondense.soft_labels.for_training` expands rows per stored image),
@@ -520,8 +520,7 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
       accs = trainer.run(bar, test)
       done[r] = (max(accs), accs[-1])
   if cluster is not None:
-    from tfcondense import distribute  # pylint: disable=g-import-not-at-top
-    done = distribute.gather_by_index(cluster, done)
+    done = cluster.gather_by_index(done)
   best = [done[r][0] for r in reps]
   last = [done[r][1] for r in reps]
   return EvalResult(model=model, protocol=protocol.name, augmentation=protocol.augmentation,

@@ -104,8 +104,13 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
             protocol="cpu", repetitions: int = 3, seed: int = 0,
             results_path: Optional[str] = None, artifacts_root: Optional[str] = None,
             cache_dir: Optional[str] = None, header: Optional[Dict[str, Any]] = None,
-            show_progress: bool = True, log=print) -> List[Dict[str, Any]]:
+            show_progress: bool = True, log=print, cluster=None) -> List[Dict[str, Any]]:
   """Evaluates every cell, skipping cells already in `results_path`.
+
+  With a multi-worker `cluster` (`tfcondense.cluster.Cluster`) the cells are handed
+  out in rounds of `num_workers` (cell i of a round to worker i mod W); after each round
+  the rows are gathered on every worker and the chief alone writes `results_path`, so
+  an interrupted comparison loses at most one round.
 
   Args:
     source: the SourceData.
@@ -121,15 +126,20 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
     header: extra fields recorded in the JSON header.
     show_progress: progress bars.
     log: where one line per finished cell goes.
+    cluster: the workers of a distributed comparison (None: this process alone).
 
   Returns:
     Rows (dicts) with method, ipc, model, protocol, acc_mean, acc_std, seconds, ...
+    (the stored rows first; the same on every worker).
   """
   if isinstance(protocol, str):
     protocol = ev.get_protocol(protocol, augmentation=ev.default_augmentation(source.name))
   protocol = ev.get_protocol(protocol)
   model = model or ev.default_model(source.name)
-  rows = read_rows(results_path)
+  if cluster is not None and cluster.multi_worker:
+    rows = cluster.broadcast_json(read_rows(results_path) if cluster.is_chief else [])
+  else:
+    rows = read_rows(results_path)
   # A row counts as done only if made with the same recipe, protocol version and
   # length (a protocol whose length grows with the set may have changed its rule).
   done = {(r["key"], r["model"], r["protocol"], ev.row_recipe(r), ev.row_version(r))
@@ -137,53 +147,79 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
   this = (protocol.name, ev.recipe(protocol, source.name), ev.PROTOCOL_VERSION)
   head = dict(header or {}, source=source.name, protocol=protocol.describe(),
               repetitions=repetitions)
+  todo = []
   for cell in cells:
     if (cell.key, model) + this in done:
       log(f"skip {cell.key}: already in {results_path}")
-      continue
-    t0 = time.perf_counter()
-    meta: Dict[str, Any] = {}
-    if cell.artifact_dir:
-      from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
-      art = artifact_lib.load_artifact(cell.artifact_dir)
-      # Train on what the stored images decode to (IDC's formed images).
-      images, labels = synthetic.formed_from_artifact(art, art.weights)
-      meta = art.meta
-    elif cell.method == FULL:
-      images, labels = source.train_images, source.train_labels
     else:
-      art = methods_lib.select(cell.method, source, cell.ipc, seed=seed,
-                               cache_dir=cache_dir, show_progress=show_progress)
-      images, labels, meta = art.images, art.labels, art.meta
-      if artifacts_root:
-        artifact_lib.save_artifact(
-            os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}"),
-            images, labels, meta)
-    select_seconds = time.perf_counter() - t0
-    res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
-                      repetitions=repetitions, seed=seed, show_progress=show_progress,
-                      desc=f"eval {cell.key}")
-    if artifacts_root and not cell.artifact_dir and cell.method != FULL:
-      # What the TFDS builders report as the set's accuracy (datasets_builders/).
-      atomic.write_json(
-          os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}",
-                       artifact_lib.EVALUATION),
-          dict(res.as_dict(), seed=int(seed), source=source.name))
-    # A row of this cell and recipe made at another length (an older length rule)
-    # gives way to the new one; rows of other recipes or versions stay beside it.
-    rows = [r for r in rows if not (
-        (r["key"], r["model"], r["protocol"], ev.row_recipe(r), ev.row_version(r))
-        == (cell.key, model) + this)]
-    row = dict(key=cell.key, method=meta.get("method", cell.method),
-               ipc=meta.get("ipc", cell.ipc), factor=meta.get("factor", 1),
-               source=source.name, select_seconds=round(select_seconds, 1),
-               seconds=round(res.seconds, 1), **{
-                   k: v for k, v in res.as_dict().items() if k != "seconds"})
-    rows.append(row)
-    if results_path:
+      todo.append(cell)
+  kw = dict(model=model, protocol=protocol, repetitions=repetitions, seed=seed,
+            artifacts_root=artifacts_root, cache_dir=cache_dir, show_progress=show_progress,
+            log=log)
+  if cluster is None or not cluster.multi_worker:
+    for cell in todo:
+      rows = _replace_row(rows, _evaluate_cell(source, cell, **kw), this)
+      if results_path:
+        write_rows(results_path, rows, head)
+    return rows
+  head["workers"] = cluster.num_workers
+  for start in range(0, len(todo), cluster.num_workers):
+    mine = cluster.share(todo[start:start + cluster.num_workers])
+    new = [_evaluate_cell(source, cell, **kw) for cell in mine]
+    for part in cluster.all_gather_json(new):
+      for row in part:
+        rows = _replace_row(rows, row, this)
+    if cluster.is_chief and results_path:
       write_rows(results_path, rows, head)
-    log(f"{cell.key}: {res}")
   return rows
+
+
+def _replace_row(rows, row, this):
+  """`rows` plus `row`; a row of the same cell and recipe made at another length (an
+  older length rule) gives way to it; rows of other recipes or versions stay beside it."""
+  same = (row["key"], row["model"]) + this
+  return [r for r in rows if (r["key"], r["model"], r["protocol"], ev.row_recipe(r),
+                              ev.row_version(r)) != same] + [row]
+
+
+def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, artifacts_root,
+                   cache_dir, show_progress, log) -> Dict[str, Any]:
+  """One cell's row: its training set made or loaded, then evaluated."""
+  t0 = time.perf_counter()
+  meta: Dict[str, Any] = {}
+  if cell.artifact_dir:
+    from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
+    art = artifact_lib.load_artifact(cell.artifact_dir)
+    # Train on what the stored images decode to (IDC's formed images).
+    images, labels = synthetic.formed_from_artifact(art, art.weights)
+    meta = art.meta
+  elif cell.method == FULL:
+    images, labels = source.train_images, source.train_labels
+  else:
+    art = methods_lib.select(cell.method, source, cell.ipc, seed=seed,
+                             cache_dir=cache_dir, show_progress=show_progress)
+    images, labels, meta = art.images, art.labels, art.meta
+    if artifacts_root:
+      artifact_lib.save_artifact(
+          os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}"),
+          images, labels, meta)
+  select_seconds = time.perf_counter() - t0
+  res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
+                    repetitions=repetitions, seed=seed, show_progress=show_progress,
+                    desc=f"eval {cell.key}")
+  if artifacts_root and not cell.artifact_dir and cell.method != FULL:
+    # What the TFDS builders report as the set's accuracy (datasets_builders/).
+    atomic.write_json(
+        os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}",
+                     artifact_lib.EVALUATION),
+        dict(res.as_dict(), seed=int(seed), source=source.name))
+  row = dict(key=cell.key, method=meta.get("method", cell.method),
+             ipc=meta.get("ipc", cell.ipc), factor=meta.get("factor", 1),
+             source=source.name, select_seconds=round(select_seconds, 1),
+             seconds=round(res.seconds, 1), **{
+                 k: v for k, v in res.as_dict().items() if k != "seconds"})
+  log(f"{cell.key}: {res}")
+  return row
 
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:

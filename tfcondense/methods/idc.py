@@ -40,6 +40,7 @@ from tfcondense import synthetic as synthetic_lib
 from tfcondense.augment import mix
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.methods import base
+from tfcondense.methods import idc_replicated  # noqa: F401  (registers the per-replica steps)
 from tfcondense.errors import InvalidConfigError
 
 #: Reference defaults per source (REFERENCE.md section 1): base data learning rate
@@ -271,7 +272,7 @@ class IDC:
     stored images through the formation); returns (loss, grads w.r.t. tape_vars).
 
     `stored` ([ipc, H, W, C], optional) replaces class c's rows of the stored
-    variable: `tfcondense.distribute` matches a replica's local copy of its classes'
+    variable: `tfcondense.methods.idc_replicated` matches a replica's local copy of its classes'
     rows this way (pass `tape_vars=[stored]`); the ops are the same as without it.
     """
     cfg = self.config
@@ -355,7 +356,7 @@ class IDC:
 
   def replace_steps(self, match_fn, net_fn) -> None:
     """Swaps the traced steps `step` and `begin_outer` call: `match_fn(step) -> mean
-    loss` and `net_fn(step, count)` (`tfcondense.distribute` runs them per replica)."""
+    loss` and `net_fn(step, count)` (`tfcondense.methods.idc_replicated` runs them per replica)."""
     self._match_fn = match_fn
     self._net_fn = net_fn
 

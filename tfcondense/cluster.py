@@ -1,4 +1,4 @@
-"""Condensation and evaluation under a `tf.distribute.Strategy`.
+"""Where a run stands in a `tf.distribute.Strategy`: strategies, workers, collectives.
 
 TensorFlow's own distributed engine does the work (TF guides "Distributed training with
 TensorFlow", "Custom training with tf.distribute.Strategy" and "Multi-worker training
@@ -15,23 +15,6 @@ Strategies (registry `STRATEGIES`):
   (`tf.distribute.experimental.CommunicationOptions`) and the strategy's peer health
   check aborts them when a worker goes away.
 
-How IDC (Kim et al., ICML 2022, Algorithm 1) is split, `ReplicatedIDC`:
-
-* matching: the classes are cut into contiguous groups, one per replica. A class's
-  matching gradient depends only on its own stored rows and on the network (fixed
-  during matching); the single-process loop's one data-optimiser step per class
-  reaches the other classes' rows only through the momentum buffer's decay. So each
-  replica replays the whole sequence of per-class steps on a local copy of its own
-  rows, with the same element-wise arithmetic, and the groups' rows are summed back
-  together (disjoint rows: the sum is exact).
-* network update: every replica draws the same real batch (stateless seeds), runs
-  forward and backward on its share of the rows (loss scaled by share / batch), the
-  gradients are all-reduced, and one SGD step is applied to every copy.
-
-The result equals the single-process run up to float rounding (the batch gradient is
-summed in another order). Models with batch statistics (BatchNorm) see per-replica
-batches instead, as in any data-parallel run; ConvNet's instance norm does not.
-
 Workers: the chief (the ``chief`` task, else worker 0) alone writes checkpoints,
 config.json, TensorBoard logs and the artifact; every worker restores from
 `<workdir>/checkpoints` (so a multi-host workdir must be on a filesystem all workers
@@ -40,8 +23,10 @@ Stop decisions (the minutes budget) are agreed by an all-reduce, so no worker is
 waiting in a collective. A lost worker surfaces as `WorkerLostError` naming the last
 checkpoint; starting every worker again resumes from it.
 
-Evaluation: repetition r and comparison cell i run on worker r mod W (i mod W); the
-results are gathered with a collective, so no shared filesystem is needed for them.
+Evaluation (`tfcondense.evaluate.evaluate` and `tfcondense.experiment.compare`, each given
+the Cluster): repetition r and comparison cell i run on worker r mod W (i mod W); the
+results are gathered with `Cluster.gather_by_index`, a collective, so no shared
+filesystem is needed for them.
 """
 from __future__ import annotations
 
@@ -49,7 +34,7 @@ import dataclasses
 import json
 import os
 import socket
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -286,6 +271,15 @@ class Cluster:
     """This worker's share of `items`: item i goes to worker i mod num_workers."""
     return list(items)[self.worker_index::self.num_workers]
 
+  def gather_by_index(self, results: Dict[int, Any]) -> Dict[int, Any]:
+    """Merges every worker's {index: result} (JSON-serialisable results) on every worker."""
+    if not self.multi_worker:
+      return dict(results)
+    merged: Dict[int, Any] = {}
+    for part in self.all_gather_json(sorted(results.items())):
+      merged.update({int(k): v for k, v in part})
+    return merged
+
 
 def make_cluster(name: str = "default", options: StrategyOptions = StrategyOptions()) -> Cluster:
   """The strategy `name` (see STRATEGIES) made with `options`, as a Cluster.
@@ -322,180 +316,3 @@ def replica_index() -> int:
     raise DistributedError("this strategy gives no static replica id; use mirrored or "
                            "multi_worker")
   return int(rid)
-
-
-class ReplicatedIDC:
-  """Installs per-replica class-group matching and a sharded network update on an IDC
-  object built inside the strategy's scope (see the module docstring).
-
-  Args:
-    method: a `tfcondense.methods.idc.IDC` whose variables are mirrored.
-    cluster: the Cluster.
-
-  Raises:
-    InvalidConfigError: a learnable formation (its weights are shared by all classes
-      and updated after every class, so classes cannot be matched independently), or a
-      network batch smaller than the number of replicas.
-  """
-
-  def __init__(self, method, cluster: Cluster):
-    self.method = method
-    self.strategy = cluster.strategy
-    replicas = cluster.num_replicas
-    if len(method.synthetic.trainable_variables) != 1:
-      raise InvalidConfigError(
-          "a learnable formation cannot be split over replicas (its weights are shared by "
-          "every class and updated after each class); use a fixed formation or "
-          "--strategy default")
-    if method.config.net_batch < replicas:
-      raise InvalidConfigError(f"net_batch {method.config.net_batch} is smaller than the "
-                               f"{replicas} replicas sharing it")
-    self.groups = class_groups(method.num_classes, replicas)
-    self.shards = batch_shards(method.config.net_batch, replicas)
-    self._present: Optional[List[int]] = None
-    method.replace_steps(tf.function(self._match), tf.function(self._network_update))
-
-  # -- matching --------------------------------------------------------------------------
-  def _match(self, step):
-    m = self.method
-    images, buffer, total = self.strategy.run(self._replica_match, args=(m.match_seed(step),))
-    first = self.strategy.experimental_local_results
-    m.synthetic.images.assign(first(images)[0])
-    m.data_buffers[0].assign(first(buffer)[0])
-    return first(total)[0] / m.num_classes
-
-  def _replica_match(self, seed):
-    """This replica's classes: every class step of the single-process loop, replayed on
-    a local copy of the group's rows; returns full-size (rows, buffer, loss sum) summed
-    over replicas."""
-    from tfcondense.methods import base  # pylint: disable=g-import-not-at-top
-    m = self.method
-    cfg = m.config
-    syn = m.synthetic
-    ipc = syn.ipc
-    classes = self.groups[replica_index()]
-    images = tf.convert_to_tensor(syn.images)
-    buffer = tf.convert_to_tensor(m.data_buffers[0])
-    total = tf.constant(0.0)
-    if classes:
-      first, n = classes[0], len(classes)
-      lo, hi = first * ipc, (first + n) * ipc
-      rows, buf = images[lo:hi], buffer[lo:hi]
-      pad_image = [[0, 0]] * (len(images.shape) - 1)
-      for k in range(m.num_classes):
-        # The single-process step of class k: buf = momentum * buf + grad (zero outside
-        # class k's rows); rows -= lr * buf.
-        buf = cfg.momentum_img * buf
-        if first <= k < first + n:
-          j = k - first
-          stored = rows[j * ipc:(j + 1) * ipc]
-          loss, grads = m.class_match_loss(k, base.fold(seed, k), [stored], stored=stored)
-          grad = tf.pad(tf.convert_to_tensor(grads[0]), [[j * ipc, (n - j - 1) * ipc]] + pad_image)
-          buf = buf + grad
-          total += loss
-        rows = rows - m.image_lr * buf
-      outside = [[lo, int(images.shape[0]) - hi]] + pad_image
-      images, buffer = tf.pad(rows, outside), tf.pad(buf, outside)
-    else:
-      images, buffer = tf.zeros_like(images), tf.zeros_like(buffer)
-    ctx = tf.distribute.get_replica_context()
-    return tuple(ctx.all_reduce(tf.distribute.ReduceOp.SUM, [images, buffer, total]))
-
-  # -- network update ----------------------------------------------------------------------
-  def _network_update(self, step, count):
-    from tfcondense.methods import base  # pylint: disable=g-import-not-at-top
-    m = self.method
-    seed = m.network_seed(step)
-    for i in tf.range(count):
-      reduced = self.strategy.run(self._replica_network_grads,
-                                  args=(base.fold(seed, tf.cast(i, tf.int64)),))
-      grads = [None] * len(m.network_variables)
-      for index, g in zip(self._present, reduced):
-        grads[index] = self.strategy.experimental_local_results(g)[0]
-      m.apply_network_grads(grads)
-    return tf.constant(0)
-
-  def _replica_network_grads(self, seed):
-    """Gradients of this replica's rows of the shared batch (mean loss x share),
-    summed over replicas: the full batch's gradient."""
-    from tfcondense.augment import mix  # pylint: disable=g-import-not-at-top
-    m = self.method
-    x, y_a, y_b, lam = m.network_batch(seed)
-    lo, hi = self.shards[replica_index()]
-    with tf.GradientTape() as tape:
-      loss = mix.cutmix_loss(m.model(x[lo:hi], training=True), y_a[lo:hi], y_b[lo:hi], lam)
-      loss = loss * ((hi - lo) / m.config.net_batch)
-    grads = tape.gradient(loss, m.network_variables)
-    self._present = [i for i, g in enumerate(grads) if g is not None]
-    present = [tf.convert_to_tensor(grads[i]) for i in self._present]
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
-
-
-DISTRIBUTED.register("idc")(ReplicatedIDC)
-DISTRIBUTED.register("idc_i")(ReplicatedIDC)
-
-
-# -- evaluation ----------------------------------------------------------------------------
-def gather_by_index(cluster: Optional[Cluster], results: Dict[int, Any]) -> Dict[int, Any]:
-  """Merges every worker's {index: result} (JSON-serialisable results) on every worker."""
-  if cluster is None or not cluster.multi_worker:
-    return dict(results)
-  merged: Dict[int, Any] = {}
-  for part in cluster.all_gather_json(sorted(results.items())):
-    merged.update({int(k): v for k, v in part})
-  return merged
-
-
-def compare(cluster: Cluster, source, cells: Iterable, *, results_path: Optional[str] = None,
-            header: Optional[Dict[str, Any]] = None, log=print, **kwargs) -> List[Dict[str, Any]]:
-  """`tfcondense.experiment.compare` with the cells spread over the workers.
-
-  Cells are handed out in rounds of `num_workers` (cell i to worker i mod W); after each
-  round the rows are gathered on every worker and the chief writes `results_path`, so
-  an interrupted comparison loses at most one round. Cells already in the chief's
-  `results_path` are skipped. With one worker this is `experiment.compare` itself.
-
-  Args:
-    cluster: the Cluster.
-    source, cells, **kwargs: as `experiment.compare` (model, protocol, repetitions,
-      seed, artifacts_root, cache_dir, show_progress).
-    results_path: JSON rows file (read and written by the chief only).
-    header: extra header fields, as `experiment.compare`.
-    log: where one line per finished cell goes.
-
-  Returns:
-    All rows (the chief's previous ones first), the same on every worker.
-  """
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
-  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
-  cells = list(cells)
-  if not cluster.multi_worker:
-    return experiment.compare(source, cells, results_path=results_path, header=header,
-                              log=log, **kwargs)
-  # Resolve the model and protocol as experiment.compare does, for the skip keys.
-  protocol = kwargs.pop("protocol", "cpu")
-  if isinstance(protocol, str):
-    protocol = ev.get_protocol(protocol, augmentation=ev.default_augmentation(source.name))
-  protocol = ev.get_protocol(protocol)
-  model = kwargs.get("model") or ev.default_model(source.name)
-  rows = cluster.broadcast_json(experiment.read_rows(results_path) if cluster.is_chief else [])
-  done = {(r["key"], r["model"], r["protocol"], r.get("augmentation")) for r in rows}
-  todo = []
-  for cell in cells:
-    if (cell.key, model, protocol.name, protocol.augmentation) in done:
-      log(f"skip {cell.key}: already in {results_path}")
-    else:
-      todo.append(cell)
-  head = dict(header or {}, source=source.name, protocol=protocol.describe(),
-              repetitions=kwargs.get("repetitions", 3),
-              workers=cluster.num_workers)
-  width = cluster.num_workers
-  for start in range(0, len(todo), width):
-    mine = cluster.share(todo[start:start + width])
-    new = experiment.compare(source, mine, protocol=protocol, results_path=None, log=log,
-                             header=header, **kwargs) if mine else []
-    for part in cluster.all_gather_json(new):
-      rows.extend(part)
-    if cluster.is_chief and results_path:
-      experiment.write_rows(results_path, rows, head)
-  return rows
