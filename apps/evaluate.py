@@ -11,6 +11,17 @@ per method and writes the rows to --output. Evaluate an artifact directory writt
 `python -m apps.condense` or a selection method with `--artifact DIR[,DIR...]`. Finished rows
 already in --output are skipped when the command is run again.
 
+Sets released by other projects are imported (without PyTorch) and evaluated with
+`--import PATH[,PATH...] --format mtt|vico|idc|kip|npz`, e.g. an MTT run's folder:
+
+  python -m apps.evaluate --source cifar10 --import mtt_run/ --format mtt \
+      --protocol quick --repetitions 2
+
+writes each as an artifact under --import_dir and evaluates it like --artifact. A set
+that carries soft labels (DATM's, an import's float labels, a relabelled artifact) is
+trained on them (soft cross-entropy, or KL with temperature; `tfcondense.soft_labels`);
+its row says so.
+
 With --strategy multi_worker (one process per machine or GPU, the cluster in
 TF_CONFIG) the cells are spread over the workers and the chief writes the table and
 --output; see the project's README, "Scaling out with tf.distribute".
@@ -71,6 +82,35 @@ _CACHE = flags.DEFINE_string("cache_dir", None,
                              "Cache for the embedding network shared by herding and kcenter.")
 _LIMIT = flags.DEFINE_integer("limit_per_class", None,
                               "Use only the first N training images of each class (smoke runs).")
+_IMPORT = flags.DEFINE_list("import", [],
+                            "Released condensed sets to import and evaluate: files, or an "
+                            "MTT / DATM folder (images_best.pt, labels_best.pt); see --format.")
+_FORMAT = flags.DEFINE_enum("format", None, ["mtt", "vico", "idc", "kip", "npz"],
+                            "Layout of the --import sets: mtt (MTT / DATM folder), vico "
+                            "(DC / DSA / DM res_*.pt), idc (data.pt), kip (.npz), npz "
+                            "(tfcondense's export).")
+_IMPORT_DIR = flags.DEFINE_string("import_dir", "runs/imported",
+                                  "Where imported sets are written as artifacts "
+                                  "(<import_dir>/<file or folder name>).")
+_IMPORT_METHOD = flags.DEFINE_string("import_method", None,
+                                     "Method name recorded for the imported sets (default: "
+                                     "from the file name, else the format).")
+_FACTOR = flags.DEFINE_integer("factor", None, "IDC's multi-formation factor of an idc "
+                               "import (default 2).")
+_NORMALIZED = flags.DEFINE_bool("normalized", None,
+                                "Whether the imported images are normalised with the "
+                                "source's mean / std (default: the format's convention).")
+_MEAN = flags.DEFINE_list("mean", None, "Per-channel mean the imported images were "
+                          "normalised with (default: the source's).")
+_STD = flags.DEFINE_list("std", None, "Per-channel std, with --mean.")
+_EXPERIMENT = flags.DEFINE_integer("experiment", 0, "Which experiment of a vico file.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0,
+                                  "Softmax temperature of imported logit soft labels.")
+_SOFT_LOSS = flags.DEFINE_enum("soft_loss", None, ["ce", "kl"],
+                               "Loss on imported soft labels (default: kl for logits at a "
+                               "temperature other than 1, else ce).")
+_ZCA = flags.DEFINE_bool("zca", False, "The imported images are ZCA-whitened (recorded; "
+                         "such sets are imported but not evaluated).")
 _common.define_strategy_flags()
 
 
@@ -124,7 +164,65 @@ def _check_flags() -> list[int]:
     ipcs.append(ipc)
   if _OUTPUT.value:
     _check_output(_OUTPUT.value)
+  if _IMPORT.value and not _FORMAT.value:
+    raise InvalidConfigError("--import needs --format (mtt, vico, idc, kip or npz)")
+  if bool(_MEAN.value) != bool(_STD.value):
+    raise InvalidConfigError("give --mean and --std together")
   return ipcs
+
+
+def _import_sets(source_name: str) -> list[str]:
+  """Imports the --import sets into artifacts under --import_dir; returns their dirs."""
+  from tfcondense import fileio  # pylint: disable=g-import-not-at-top
+  from tfcondense import interop  # pylint: disable=g-import-not-at-top
+  options = dict(method=_IMPORT_METHOD.value, factor=_FACTOR.value,
+                 normalized=_NORMALIZED.value, experiment=_EXPERIMENT.value,
+                 temperature=_TEMPERATURE.value, soft_loss=_SOFT_LOSS.value, zca=_ZCA.value)
+  if _MEAN.value:
+    options.update(mean=tuple(map(float, _MEAN.value)), std=tuple(map(float, _STD.value)))
+  dirs = []
+  for path in _IMPORT.value:
+    name = fileio.basename(path.rstrip("/")).rsplit(".", 1)[0]
+    out = os.path.join(_IMPORT_DIR.value, name)
+    art = interop.import_set(path, _FORMAT.value, source_name, out_dir=out, **options)
+    print(f"imported {path} ({_FORMAT.value}): {art.meta['method']}, ipc {art.ipc}, "
+          f"{len(art.images)} images{', soft labels' if art.soft_labels else ''} -> {out}")
+    dirs.append(out)
+  return dirs
+
+
+def _evaluate_soft_sets(source, dirs, protocol, header) -> list:
+  """Evaluates artifacts with soft labels on them (rows keyed `soft:<dir name>`),
+  skipping rows --output already holds; appends to --output."""
+  from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
+  from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
+  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+  model = _MODEL.value or ev.default_model(source.name)
+  rows, out = experiment.read_rows(_OUTPUT.value), []
+  for d in dirs:
+    key = f"soft:{os.path.basename(os.path.normpath(d))}"
+    done = [r for r in rows if r.get("key") == key and r.get("model") == model
+            and experiment.is_current(r, protocol, source.name)]
+    if done:
+      print(f"skip {key}: already in {_OUTPUT.value}")
+      out.append(done[0])
+      continue
+    art = artifact_lib.load_artifact(d)
+    if art.meta.get("import", {}).get("zca"):
+      raise InvalidConfigError(f"{d} holds ZCA-whitened images; tfcondense evaluates "
+                               "unwhitened images against an unwhitened test split")
+    images, labels, soft = soft_labels.training_set(art)
+    res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
+                      repetitions=_REPS.value, seed=_SEED.value, soft_labels=soft,
+                      desc=key)
+    row = dict(key=key, method=f"{art.meta['method']}+soft", ipc=art.ipc, **res.as_dict())
+    rows = [r for r in rows if r.get("key") != key] + [row]
+    out.append(row)
+    if _OUTPUT.value:
+      experiment.write_rows(_OUTPUT.value, rows, header)
+  return out
 
 
 @_common.friendly_errors
@@ -134,6 +232,7 @@ def main(argv):
   _common.quiet_tensorflow()
   cluster = _common.make_cluster()  # before any other TensorFlow work
   from tfcondense import data  # pylint: disable=g-import-not-at-top
+  from tfcondense import distribute  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
 
@@ -151,24 +250,35 @@ def main(argv):
   print(f"source {source.name}: {len(source.train_labels)} train / "
         f"{len(source.test_labels)} test images, {source.num_classes} classes")
   print(f"protocol {protocol.describe()}")
-  # With --artifact alone, only the artifacts are evaluated.
-  method_names = _METHOD.value if flags.FLAGS["method"].present or not _ARTIFACT.value else []
+  # With --artifact / --import alone, only those sets are evaluated.
+  given = _ARTIFACT.value + _import_sets(source.name)
+  with_soft = [d for d in given if _has_soft_labels(d)]
+  method_names = _METHOD.value if flags.FLAGS["method"].present or not given else []
   cells = [experiment.Cell(m, None if m == experiment.FULL else i)
            for i in ipcs for m in method_names
            if m != experiment.FULL or i == ipcs[0]]
-  cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in _ARTIFACT.value]
+  cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in given
+            if d not in with_soft]
   if cluster.multi_worker:
     print(f"strategy {cluster.describe()}: cells spread over the workers")
-  rows = experiment.compare(
-      source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
+  rows = distribute.compare(
+      cluster, source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
       seed=_SEED.value, results_path=_OUTPUT.value, artifacts_root=_SAVE.value,
-      cache_dir=_CACHE.value, cluster=cluster)
+      cache_dir=_CACHE.value)
   if not cluster.is_chief:
     print(f"worker {cluster.worker_index}: done; the chief prints the table")
     return
+  rows = list(rows) + _evaluate_soft_sets(source, with_soft, protocol, dict(
+      source=source.name, protocol=protocol.describe(), repetitions=_REPS.value))
   print(experiment.format_table(rows))
   if _OUTPUT.value:
     print(f"rows written to {os.path.abspath(_OUTPUT.value)}")
+
+
+def _has_soft_labels(artifact_dir: str) -> bool:
+  from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import fileio  # pylint: disable=g-import-not-at-top
+  return fileio.exists(os.path.join(artifact_dir, artifact_lib.SOFT_LABELS))
 
 
 def run():
