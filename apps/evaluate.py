@@ -232,7 +232,6 @@ def main(argv):
   _common.quiet_tensorflow()
   cluster = _common.make_cluster()  # before any other TensorFlow work
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import distribute  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
 
@@ -261,10 +260,10 @@ def main(argv):
             if d not in with_soft]
   if cluster.multi_worker:
     print(f"strategy {cluster.describe()}: cells spread over the workers")
-  rows = distribute.compare(
-      cluster, source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
+  rows = experiment.compare(
+      source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
       seed=_SEED.value, results_path=_OUTPUT.value, artifacts_root=_SAVE.value,
-      cache_dir=_CACHE.value)
+      cache_dir=_CACHE.value, cluster=cluster)
   if not cluster.is_chief:
     print(f"worker {cluster.worker_index}: done; the chief prints the table")
     return
