@@ -23,14 +23,19 @@ artifact holds (what `tfds.load(..., as_supervised=True)` returns);
 `tfcondense.export.load` returns `(image - mean) / std` with the source's per-channel
 mean and std. `image_uint8` is the same image for display, `round(255 * clip(image, 0,
 1))` as uint8 (a `tfds.features.Image`, which `tfds.show_examples` and
-`tfds.as_dataframe` draw). `label` is the class.
+`tfds.as_dataframe` draw). `label` is the class. `soft_label` is float32
+[num_classes]: the image's label distribution when the artifact carries soft labels
+(`tfcondense.soft_labels`; logits become softmax(logits / T)), else the one-hot of
+`label`; `info.metadata["recipe"]["soft_labels"]` says which, with the kind,
+temperature and loss to train on them.
 
 Metadata (`info.metadata`), one dict per topic: `dataset` (source, method, ipc, factor,
 counts, class names), `recipe` (formation, seed, the method's config, budget, storage),
 `normalization` (mean, std and the conversions above), `machine` (where the set was
-made, from meta.json; empty for older artifacts), `evaluation` (the reported accuracy
-and the full evaluation record, empty when not evaluated) and `provenance` (artifact
-origin, fingerprint, tfcondense version, creation time). No local path is recorded.
+made, from meta.json; empty for older artifacts), `evaluation` (the reported accuracy,
+DD-Ranking's HLR / IOR / LRS / ARS where evaluation.json carries them, and the full
+evaluation record, empty when not evaluated) and `provenance` (artifact origin,
+fingerprint, tfcondense version, creation time). No local path is recorded.
 """
 from __future__ import annotations
 
@@ -45,6 +50,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfcondense import soft_labels as soft_lib
+from tfcondense.bench import ddranking
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError,
                                SourceUnavailableError)
 from tfcondense.export import NORMALIZATION
@@ -56,13 +63,16 @@ METHODS = ("random", "kcenter", "herding", "dc", "dsa", "dm", "dm_mf", "mtt", "k
 #: Methods made by `apps.evaluate --save_artifacts` rather than `apps.condense`.
 SELECTION_METHODS = ("random", "kcenter", "herding")
 IPCS = (1, 10, 50)
-VERSION = tfds.core.Version("1.1.0")
+VERSION = tfds.core.Version("1.2.0")
 RELEASE_NOTES = {
     "1.0.0": "Initial release: stored and formed images of tfcondense artifacts, with "
              "method, budget, storage and reported accuracy in the metadata.",
     "1.1.0": "Adds `image_uint8` (the images as uint8 for tfds.show_examples and "
              "tfds.as_dataframe); metadata nested by topic (dataset, recipe, "
              "normalization with mean / std, machine, evaluation, provenance).",
+    "1.2.0": "Adds `soft_label` (the label distribution of soft-label sets, one-hot "
+             "otherwise; recipe.soft_labels describes it) and DD-Ranking's scores in "
+             "evaluation.ddranking.",
 }
 METHOD_TITLES = {
     "random": "random real images",
@@ -349,7 +359,9 @@ def read_artifact(path: str):
         "and [N]")
   if not np.all(np.isfinite(images)):
     raise CorruptArtifactError(f"{path}: images contain NaN or infinite values")
-  art = Artifact(images.astype(np.float32), labels.astype(np.int32), meta, weights)
+  from tfcondense.artifact import read_soft_labels  # pylint: disable=g-import-not-at-top
+  soft = read_soft_labels(path, meta, len(images), tf.io.gfile.exists, _load_npy)
+  art = Artifact(images.astype(np.float32), labels.astype(np.int32), meta, weights, soft)
   return art, evaluation
 
 
@@ -495,10 +507,11 @@ def summary_metadata(art, evaluation: Optional[dict], origin: str,
                    num_formed=int(num_formed)),
       recipe=dict(formation=meta.get("formation"), seed=meta.get("seed"),
                   config=meta.get("config"), budget=meta.get("budget"),
-                  storage=meta.get("storage")),
+                  storage=meta.get("storage"), soft_labels=meta.get("soft_labels")),
       normalization=normalization_metadata(str(meta.get("source")), meta),
       machine=_machine(meta),
       evaluation=dict(accuracy=_accuracy(evaluation),
+                      ddranking=ddranking.read(evaluation or {}),
                       report=evaluation if isinstance(evaluation, dict) else {}),
       provenance=dict(artifact=origin, fingerprint=fingerprint,
                       tfcondense_version=meta.get("version"), created=meta.get("created")))
@@ -540,6 +553,8 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "image_uint8": tfds.features.Image(shape=tuple(spec.image_shape),
                                                dtype=np.uint8),
             "label": label,
+            "soft_label": tfds.features.Tensor(shape=(config.num_classes,),
+                                               dtype=np.float32),
         }),
         supervised_keys=("image", "label"),
         # Keep the artifact's (class-major) order: `stored` is images.npy row for row.
@@ -595,12 +610,35 @@ class CondensedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     formed_x, formed_y = synthetic.formed_from_artifact(art, art.weights)
     self.info.metadata.update(summary_metadata(art, evaluation, origin, len(formed_x),
                                                artifact_fingerprint(path)))
+    formed_soft, stored_soft = soft_distributions(art, len(formed_x), config.num_classes,
+                                                  np.asarray(formed_y))
     return {
         "train": self._generate_examples(np.asarray(formed_x, np.float32),
-                                         np.asarray(formed_y)),
-        "stored": self._generate_examples(art.images, art.labels),
+                                         np.asarray(formed_y), formed_soft),
+        "stored": self._generate_examples(art.images, art.labels, stored_soft),
     }
 
-  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
-    for i, (x, x8, y) in enumerate(zip(images, to_uint8(images), labels)):
-      yield i, {"image": x, "image_uint8": x8, "label": int(y)}
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray, soft: np.ndarray):
+    for i, (x, x8, y, p) in enumerate(zip(images, to_uint8(images), labels, soft)):
+      yield i, {"image": x, "image_uint8": x8, "label": int(y), "soft_label": p}
+
+
+def soft_distributions(art, num_formed: int, num_classes: int, formed_labels: np.ndarray
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+  """The `soft_label` feature of the formed (train) and stored images.
+
+  The artifact's soft labels as distributions where it has them (rows per stored image
+  repeat for the images each forms; rows per formed image leave the stored split
+  one-hot), else the one-hot of the hard labels.
+  """
+  eye = np.eye(num_classes, dtype=np.float32)
+  formed, stored = eye[formed_labels], eye[art.labels]
+  soft = art.soft_labels
+  if soft is not None:
+    if soft.num_classes != num_classes:
+      raise CorruptArtifactError(f"soft labels of {soft.num_classes} classes for a config "
+                                 f"of {num_classes}")
+    formed = soft_lib.for_training(soft, len(art.images), num_formed).probabilities()
+    if soft.per == "stored":
+      stored = soft.probabilities()
+  return formed.astype(np.float32), stored.astype(np.float32)
