@@ -43,3 +43,18 @@ def test_scores_are_read_from_an_evaluation_record():
       {"hlr": 0.1, "lrs": 0.3}
   assert dd.read({"acc_mean": 80.0, "ars": 0.4}) == {"ars": 0.4}
   assert dd.read(None) == {}
+
+
+def test_the_report_leaderboard_shows_the_scores(tmp_path):
+  from tests.test_bench import _fabricate_cells
+  from tfcondense.bench import report
+  _fabricate_cells(tmp_path)  # full 90; at IPC 10 dm 80 (dsa) / 74 (none), random 72 / 66
+  md = open(report.build_report(str(tmp_path)).markdown).read()
+  assert "| HLR | IOR | LRS | ARS |" in md
+  # HLR 0.90 - 0.80; IOR 0.80 - 0.72; LRS norm(0.04 - 0.05); ARS norm(0.08 / 2 + 0.08 / 2)
+  rows = [[c.strip().strip("*") for c in line.split("|")[1:-1]] for line in md.splitlines()
+          if line.startswith("| ")]
+  dm = next(r for r in rows if r[0] == "dm" and r[1].startswith("80.00"))
+  assert dm[-4:] == ["0.100", "0.080", "0.265", "0.304"], dm
+  rnd = next(r for r in rows if r[0] == "random" and r[1].startswith("72.00"))
+  assert rnd[-4:] == ["0.180", "0.000", "0.232", "0.269"], rnd  # IOR 0: norm(-0.09)

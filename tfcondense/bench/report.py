@@ -6,7 +6,9 @@ page and a Markdown summary with the same tables:
 
 * a leaderboard per source and IPC (ConvNet accuracy with the default augmentation,
   without augmentation and with the best one, the transfer average, the NAS rank
-  correlation and the cost per iteration);
+  correlation, the cost per iteration, and DD-Ranking's HLR / IOR / LRS / ARS where
+  the full-data, random and no-augmentation cells they need exist,
+  `tfcondense.bench.ddranking`);
 * augmentation: grouped bars and DC-BENCH Table 1's no-aug / average / best;
 * compression: accuracy against IPC (lines) and where synthesis stops beating
   selection;
@@ -36,6 +38,7 @@ import numpy as np
 from tfcondense import atomic
 from tfcondense import fileio
 from tfcondense.bench import budgets as budgets_lib
+from tfcondense.bench import ddranking
 from tfcondense.bench import init_study
 from tfcondense.bench import store as store_lib
 from tfcondense.bench import nas as nas_lib
@@ -495,17 +498,26 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
   shared, others = _transfer_models(trans)
   cost = [c["result"] for c in suites.get("cost", [])]
   truth, proxies, _ = _nas_tables(suites.get("nas", []))
+  full = next((c["result"] for c in suites.get("compression", []) if c["key"] == "full"),
+              None)
   ipcs = sorted({r["ipc"] for r in aug + comp + trans})
   if not ipcs:
     return None
   tables = []
+
+  def accuracies(m, ipc):
+    a = {r["augmentation"]: r for r in aug if r["method"] == m and r["ipc"] == ipc}
+    default = a.get("dsa") or next((r for r in comp if r["method"] == m and r["ipc"] == ipc),
+                                   None)
+    return a, default
+
   for ipc in ipcs:
     methods = _order({r["method"] for r in aug + comp + trans if r["ipc"] == ipc})
     rows = []
+    rnd_aug, rnd = accuracies("random", ipc)
     for m in methods:
-      a = {r["augmentation"]: r for r in aug if r["method"] == m and r["ipc"] == ipc}
-      default = a.get("dsa") or next((r for r in comp if r["method"] == m and r["ipc"] == ipc),
-                                     None)
+      a, default = accuracies(m, ipc)
+      dd = leaderboard_ddranking(full, default, a.get("none"), rnd, rnd_aug.get("none"))
       best = max(a.values(), key=lambda r: r["acc_mean"]) if a else None
       per = {r["model"]: r["acc_mean"] for r in trans if r["method"] == m and r["ipc"] == ipc}
       rho = None
@@ -517,10 +529,12 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
                            _acc(a["none"]) if "none" in a else "–",
                            f"{_acc(best)} ({best['augmentation']})" if best else "–",
                            _num(_transfer_average(per, shared)), _num(rho),
-                           _num(c["seconds_per_iteration"], "{:.3g}") if c else "–"]))
+                           _num(c["seconds_per_iteration"], "{:.3g}") if c else "–"]
+                   + [_num(dd[k], "{:.3f}") for k in ("hlr", "ior", "lrs", "ars")]))
     rows.sort(key=lambda x: -x[0])
     tables.append(Table(["method", "ConvNet, dsa aug", "no aug", "best aug", "transfer avg",
-                         "NAS ρ", "s / iteration"], [r for _, r in rows],
+                         "NAS ρ", "s / iteration", "HLR", "IOR", "LRS", "ARS"],
+                        [r for _, r in rows],
                         caption=f"IPC {ipc}", highlight_first=True))
   return Section(f"{source}-leaderboard", "Leaderboard",
                  "Test accuracy (%) of ConvNet-3 trained on each set, sorted by the best "
@@ -528,8 +542,23 @@ def _leaderboard(source: str, suites: Dict[str, list]) -> Optional[Section]:
                  "correlation and cost from the other suites where measured" + (
                      "" if shared == others else
                      f" (transfer average over {', '.join(shared) or 'no network'}: the "
-                     "networks every set has been trained on so far)") + ".",
+                     "networks every set has been trained on so far)") + ". "
+                 "DD-Ranking's scores from accuracy fractions: HLR = full data - set "
+                 "(lower is better), IOR = set - Random at the same IPC, LRS = "
+                 "norm(IOR / 2 - HLR / 2), ARS = norm(IOR with aug / 2 + IOR without / 2), "
+                 "norm(x) = (e^x - e^-1) / (e - e^-1); hard labels, so IOR here is also "
+                 "the hard-label IOR.",
                  tables=tables)
+
+
+def leaderboard_ddranking(full, syn, syn_noaug, rnd, rnd_noaug) -> Dict[str, Optional[float]]:
+  """DD-Ranking's scores of one leaderboard row from stored results (accuracies in %,
+  each a result dict or None): the full-data cell, the set and Random at the same IPC
+  with the default augmentation, and both without augmentation."""
+  acc = lambda r: None if r is None else r.get("acc_mean")  # noqa: E731
+  return ddranking.scores_from_percent(
+      full_hard=acc(full), syn_hard=acc(syn), rnd=acc(rnd), syn_noaug=acc(syn_noaug),
+      rnd_noaug=acc(rnd_noaug))
 
 
 def _progress(source: str, suites: Dict[str, list]) -> Optional[Section]:
