@@ -20,20 +20,8 @@ from tfcondense import engine
 from tfcondense import hardware
 from tfcondense import viz
 from tfcondense.errors import InvalidConfigError
+from tfcondense import methods as _methods  # noqa: F401  (registers every method)
 from tfcondense.methods.base import SYNTHESIS, SynthesisSpec  # noqa: F401 (re-exported)
-
-
-#: Modules whose import registers their synthesis methods.
-_METHOD_MODULES = ("idc", "dm", "dc", "kip", "mtt")
-
-
-def _load_methods() -> None:
-  import importlib  # pylint: disable=g-import-not-at-top
-  for name in _METHOD_MODULES:
-    importlib.import_module(f"tfcondense.methods.{name}")
-
-
-_load_methods()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ Initialisers (registry `INITS`):
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -30,7 +30,10 @@ from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
 INITS = Registry("initialisation",
-                 hint="Known: mix, random, noise, or a selection method (kcenter, herding).")
+                 hint="Known: mix, random, noise, and the initialisers that method modules "
+                      "register (kcenter, herding: tfcondense.methods.selection; kmeans: "
+                      "tfcondense.methods.representative), present once tfcondense.methods "
+                      "is imported.")
 
 
 def tile_grid(formation) -> Tuple[int, int]:
@@ -125,27 +128,6 @@ def _init_noise(source, ipc, formation, seed, **unused):
   return tf.random.stateless_uniform(shape, [seed, 0x1A1]).numpy()
 
 
-def _init_from_selection(method: str) -> Callable:
-  def init(source, ipc, formation, seed, cache_dir=None, show_progress=False, **unused):
-    from tfcondense import methods  # pylint: disable=g-import-not-at-top
-    grid = tile_grid(formation)
-    k = grid[0] * grid[1]
-    per_class = min(ipc * k, int(source.class_counts().min()))
-    art = methods.select(method, source, per_class, seed=seed, cache_dir=cache_dir,
-                         show_progress=show_progress)
-    out = []
-    for c in range(source.num_classes):
-      chosen = art.images[art.labels == c]
-      if len(chosen) < ipc * k:  # a class too small for all tiles: repeat its images
-        chosen = chosen[np.arange(ipc * k) % len(chosen)]
-      out.append(mix_tiles(chosen, grid, source.image_shape) if k > 1 else chosen)
-    return np.concatenate(out)
-  init.__name__ = f"init_{method}"
-  return init
-
-
-for _name in ("kcenter", "herding"):
-  INITS.register(_name)(_init_from_selection(_name))
 
 
 class SyntheticSet:

@@ -1,8 +1,12 @@
-"""Condensation and selection methods behind one registry.
+"""Every method of the library, selection and synthesis, registered on import.
 
-Every method is a function ``fn(source, ipc, seed, **options) -> (images, labels, meta)``
-registered with ``@METHODS.register(name)``; :func:`select` wraps it into an
-:class:`~tfcondense.artifact.Artifact` with the standard metadata.
+A selection method is a function ``fn(source, ipc, seed, **options) -> (images, labels,
+meta)`` registered with ``@SELECTION.register(name)`` (`tfcondense.methods.base`);
+:func:`select` wraps it into an :class:`~tfcondense.artifact.Artifact` with the
+standard metadata. A synthesis method registers a `SynthesisSpec` with
+`tfcondense.methods.base.register` and runs through `tfcondense.condense.condense`.
+Each registers in its own module; importing this package imports the library's own
+method modules, so every name is known once `tfcondense.methods` is imported.
 """
 from __future__ import annotations
 
@@ -12,16 +16,38 @@ import time
 from tfcondense import hardware
 from tfcondense.artifact import Artifact
 from tfcondense.errors import InvalidConfigError
-from tfcondense.registry import Registry
+from tfcondense.methods.base import SELECTION, SYNTHESIS
+from tfcondense.registry import UnknownNameError
 
-METHODS = Registry("method", hint="Selection methods live in tfcondense.methods.")
+#: The selection registry under its older name.
+METHODS = SELECTION
 
-# Registration happens on import of each method module.
-from tfcondense.methods import selection  # noqa: E402,F401  pylint: disable=g-import-not-at-top
+# The library's own methods: importing each module registers it.
+from tfcondense.methods import selection  # noqa: E402,F401,I001  pylint: disable=g-import-not-at-top
+from tfcondense.methods import dc, dm, idc, kip, mtt  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 
 
 def method_names():
-  return METHODS.names()
+  """Names of the selection methods."""
+  return SELECTION.names()
+
+
+def all_method_names():
+  """Names of every method, selection and synthesis, sorted."""
+  return sorted(set(SELECTION.names()) | set(SYNTHESIS.names()))
+
+
+def kind(name: str) -> str:
+  """"selection" or "synthesis" for a registered method.
+
+  Raises:
+    UnknownNameError: no method of either kind has that name (the message lists all).
+  """
+  if name.lower() in SELECTION:
+    return "selection"
+  if name.lower() in SYNTHESIS:
+    return "synthesis"
+  raise UnknownNameError(f"unknown method {name!r}; known: {', '.join(all_method_names())}")
 
 
 def select(name: str, source, ipc: int, seed: int = 0, **options) -> Artifact:
@@ -42,7 +68,7 @@ def select(name: str, source, ipc: int, seed: int = 0, **options) -> Artifact:
     UnknownNameError: unknown method.
     InvalidConfigError: IPC larger than a class, or an option the method does not take.
   """
-  fn = METHODS.get(name)
+  fn = SELECTION.get(name)
   known = [p for p in inspect.signature(fn).parameters if p not in ("source", "ipc", "seed")]
   unknown = sorted(set(options) - set(known))
   if unknown:

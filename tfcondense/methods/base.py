@@ -1,4 +1,5 @@
-"""What every synthesis method shares: its registry, real-data sampling, seeds, SGD.
+"""What every method shares: the two registries, and for synthesis real-data sampling,
+seeds and SGD.
 
 A synthesis method is a module under `tfcondense/methods/` holding a frozen config
 dataclass and a class driven by `tfcondense.engine.run` (one `step(step)` per unit of
@@ -44,6 +45,13 @@ SYNTHESIS = Registry(
     "synthesis method",
     hint="Synthesis methods register in their module under tfcondense/methods/ "
          "(idc.py, dm.py, dc.py, mtt.py, kip.py).")
+
+#: Selection methods: ``fn(source, ipc, seed, **options) -> (images, labels, meta)``,
+#: registered with ``@SELECTION.register(name)`` in their module
+#: (tfcondense/methods/selection.py); `tfcondense.methods.select` runs them.
+SELECTION = Registry(
+    "selection method",
+    hint="Selection methods register in their module (tfcondense/methods/selection.py).")
 
 
 def register(name: str, config_cls: type, build: Callable[..., Any],

@@ -18,7 +18,8 @@ import numpy as np
 
 from tfcondense import atomic
 from tfcondense import fileio
-from tfcondense.methods import METHODS
+from tfcondense import synthetic as synthetic_lib
+from tfcondense.methods.base import SELECTION
 
 # Embeddings kept in memory, newest last; Fashion-MNIST's is about 490 MB, so the
 # cache keeps at most _EMBED_CACHE_SIZE of them (the disk cache, `cache_dir`, keeps all).
@@ -31,7 +32,7 @@ def _gather(source, per_class_indices):
   return source.train_images[idx], source.train_labels[idx].astype(np.int32), idx
 
 
-@METHODS.register("random")
+@SELECTION.register("random")
 def random_selection(source, ipc, seed, cache_dir=None, show_progress=True):
   """`ipc` distinct real images per class drawn uniformly (numpy Generator(seed))."""
   del cache_dir, show_progress  # the common options of selection methods; unused here
@@ -126,7 +127,7 @@ def _select_in_embedding(source, ipc, seed, pick, cache_dir, show_progress):
   return images, labels, {"indices": idx.tolist(), "embedding": "convnet3, 1 epoch"}
 
 
-@METHODS.register("herding")
+@SELECTION.register("herding")
 def herding_selection(source, ipc, seed, cache_dir=None, show_progress=True):
   """Herding in the embedding of a ConvNet trained one epoch (see `embeddings`)."""
   return _select_in_embedding(source, ipc, seed, herding_order, cache_dir, show_progress)
@@ -154,9 +155,39 @@ def _sqdist(a, b, chunk=4096):
   return out
 
 
-@METHODS.register("kcenter")
+@SELECTION.register("kcenter")
 def kcenter_selection(source, ipc, seed, cache_dir=None, show_progress=True):
   """DC-BENCH K-Center: per-class KMeans on 1-epoch ConvNet embeddings."""
   images, labels, meta = _select_in_embedding(
       source, ipc, seed, lambda f, k: kcenter_indices(f, k, seed), cache_dir, show_progress)
   return images, labels, dict(meta, kmeans_max_iter=300)
+
+
+def _init_from_selection(method: str):
+  """An initialiser of synthetic sets (`tfcondense.synthetic.INITS`) from a selection:
+  the `ipc x tiles` selected images of each class, packed `tiles` to a stored image as
+  IDC's `mix` init packs random ones (Kim et al., ICML 2022, Sec. 3.2)."""
+
+  def init(source, ipc, formation, seed, cache_dir=None, show_progress=False, **unused):
+    del unused
+    grid = synthetic_lib.tile_grid(formation)
+    k = grid[0] * grid[1]
+    per_class = min(ipc * k, int(source.class_counts().min()))
+    images, labels, _ = SELECTION.get(method)(source, per_class, seed, cache_dir=cache_dir,
+                                           show_progress=show_progress)
+    out = []
+    for c in range(source.num_classes):
+      chosen = images[labels == c]
+      if len(chosen) < ipc * k:  # a class too small for all tiles: repeat its images
+        chosen = chosen[np.arange(ipc * k) % len(chosen)]
+      out.append(synthetic_lib.mix_tiles(chosen, grid, source.image_shape) if k > 1
+                 else chosen)
+    return np.concatenate(out)
+
+  init.__name__ = f"init_{method}"
+  return init
+
+
+# Selection's own initialisers of synthetic sets (IDC-I's `--init kcenter`, ...).
+for _name in ("kcenter", "herding"):
+  synthetic_lib.INITS.register(_name)(_init_from_selection(_name))
