@@ -314,3 +314,36 @@ def test_a_factor_two_set_exports_its_formed_images(tmp_path):
   np.testing.assert_allclose(back.images, formed, atol=1e-6)
   np.testing.assert_array_equal(back.labels, labels)
   assert (back.meta["method"], back.meta["ipc"], back.meta["factor"]) == ("idc", 4, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="dataset-fashion-mnist not installed")
+def test_export_then_evaluate_import_on_the_command_line(tmp_path):
+  """apps.export writes MTT's layout; apps.evaluate --import reads and evaluates it, and
+  trains a soft-label artifact on its soft labels (about 5 minutes on 2 busy cores)."""
+  import json
+  import subprocess
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, TFCONDENSE_PROGRESS="0")
+  run = lambda *a: subprocess.run([sys.executable, "-m", *a], cwd=root, env=env,  # noqa
+                                  text=True, capture_output=True, timeout=900)
+  shipped = "datasets_builders/condensed_fashion_mnist/artifacts/dm_ipc1"
+  out = run("apps.export", "--artifact", shipped, "--out", str(tmp_path / "mtt"))
+  assert out.returncode == 0, out.stderr
+  art = artifact_lib.load_artifact(os.path.join(root, shipped))
+  soft = soft_lib.SoftLabels(np.eye(10, dtype=np.float32)[art.labels] * 0.8 + 0.02)
+  artifact_lib.save_artifact(str(tmp_path / "soft"), art.images, art.labels, art.meta,
+                             soft_labels=soft)
+  rows_path = tmp_path / "rows.json"
+  out = run("apps.evaluate", "--source", "fashion_mnist", "--import", str(tmp_path / "mtt"),
+            "--format", "mtt", "--import_dir", str(tmp_path / "imported"), "--artifact",
+            str(tmp_path / "soft"), "--protocol", "smoke", "--repetitions", "1",
+            "--limit_per_class", "20", "--output", str(rows_path))
+  assert out.returncode == 0, out.stderr
+  rows = json.loads(rows_path.read_text())["rows"]
+  assert [r["method"] for r in rows] == ["dm", "dm+soft"]
+  assert rows[1]["soft_labels"] == dict(kind="probs", loss="ce", temperature=1.0)
+  assert "imported " in out.stdout and "| dm+soft | 1 |" in out.stdout
+  bad = run("apps.evaluate", "--source", "fashion_mnist", "--import", "x.pt")
+  assert bad.returncode == 2 and "--import needs --format" in bad.stderr

@@ -1,0 +1,195 @@
+r"""What soft labels add on Fashion-MNIST, scored the DD-Ranking way (issue 41).
+
+  python -m benchmarks.soft_labels                 # the whole grid, resumable (hours)
+  python -m benchmarks.soft_labels --ipcs 10 --methods random,idc   # a slice
+  python -m benchmarks.soft_labels --smoke         # one cell, tiny settings (minutes)
+
+For every shipped set of datasets_builders/condensed_fashion_mnist/artifacts/ (Random,
+K-Center, DM, IDC at IPC 1 / 10 / 50) ConvNet-3 is trained on the set's formed images
+* with its hard labels and with a teacher's soft labels (`tfcondense.relabel`: ConvNet-3
+  trained --teacher_epochs epochs on the 60,000 real images, logits at temperature
+  --temperature, Hinton's KL loss; Qin et al., NeurIPS 2024), so Random with soft labels
+  is DD-Ranking's random-plus-same-labels control;
+* with the protocol's augmentation (DSA + CutMix) and without any (no DSA, no CutMix);
+plus the full training set once with hard labels. From those accuracies (as fractions)
+`tfcondense.bench.ddranking` gives per set and label kind: HLR (full - set, hard labels),
+IOR (set - Random, same labels and augmentation), LRS (from HLR and that IOR) and ARS
+(IOR with and without augmentation).
+
+Writes benchmarks/results/soft_labels.json after every cell (`rows`, one per cell, and
+`scores`); a rerun skips the cells already there with the same settings, so it can be
+stopped at any time. Cost on the 2-core AMD EPYC: a `cpu`-protocol cell (1,000 steps,
+3 repetitions, mixed bfloat16) takes about 6 minutes, the teacher (2 epochs, 1,876
+steps) about 4 minutes once (cached in benchmarks/cache/teachers/): the 48 set cells
+and the full-data cell take about 5 hours. `--smoke` writes soft_labels_smoke.json
+instead (1 cell: Random IPC 1 with soft labels, 4 steps, a 20-step teacher on 50 images
+per class).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from benchmarks import _util  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHIPPED = os.path.join(ROOT, "datasets_builders", "condensed_fashion_mnist", "artifacts")
+TEACHERS = os.path.join(HERE, "cache", "teachers")
+OUT, SMOKE_OUT = "soft_labels.json", "soft_labels_smoke.json"
+LABELS = ("hard", "soft")
+AUGS = ("dsa", "none")
+
+_IPCS = flags.DEFINE_list("ipcs", ["1", "10", "50"], "Images per class.")
+_METHODS = flags.DEFINE_list("methods", ["random", "kcenter", "dm", "idc"],
+                             "Shipped sets (random is also the control).")
+_PROTOCOL = flags.DEFINE_string("protocol", "cpu", "Evaluation protocol.")
+_REPS = flags.DEFINE_integer("repetitions", 3, "Models per cell.")
+_PRECISION = flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16"],
+                               "Evaluation and teacher precision.")
+_TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 2,
+                                       "Teacher epochs on the real data (early-stopped).")
+_TEMPERATURE = flags.DEFINE_float("temperature", 4.0, "Soft-label temperature.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "One cell with tiny settings, to "
+                           f"benchmarks/results/{SMOKE_OUT}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What a cell's numbers depend on besides the cell (a row is reused only if equal)."""
+
+  protocol: str
+  steps: int | None
+  repetitions: int
+  precision: str
+  teacher: dict
+  limit_per_class: int | None = None
+
+  def as_dict(self):
+    return dataclasses.asdict(self)
+
+
+def _settings():
+  from tfcondense import relabel  # pylint: disable=g-import-not-at-top
+  if _SMOKE.value:
+    teacher = relabel.TeacherConfig(epochs=1, max_steps=20, temperature=_TEMPERATURE.value,
+                                    precision=_PRECISION.value)
+    return Settings("smoke", 4, 1, _PRECISION.value, dataclasses.asdict(teacher), 50)
+  teacher = relabel.TeacherConfig(epochs=_TEACHER_EPOCHS.value, temperature=_TEMPERATURE.value,
+                                  precision=_PRECISION.value)
+  return Settings(_PROTOCOL.value, None, _REPS.value, _PRECISION.value,
+                  dataclasses.asdict(teacher))
+
+
+def _cells():
+  """(method, ipc, labels, aug) of the grid, cheap sets first; the full-data cell last."""
+  if _SMOKE.value:
+    return [("random", 1, "soft", "dsa")]
+  ipcs = [int(i) for i in _IPCS.value]
+  methods = _METHODS.value if "random" in _METHODS.value else ["random", *_METHODS.value]
+  cells = [(m, ipc, lab, aug) for ipc in ipcs for lab in LABELS for m in methods
+           for aug in AUGS]
+  return cells + [("full", None, "hard", "dsa")]
+
+
+def _key(cell) -> str:
+  m, ipc, lab, aug = cell
+  return "full" if m == "full" else f"{m}_ipc{ipc}_{lab}_{aug}"
+
+
+def _protocol(settings: Settings, aug: str):
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  overrides = dict(precision=settings.precision)
+  if settings.steps is not None:
+    overrides.update(steps=settings.steps, epochs=None)
+  if aug == "none":
+    overrides.update(augmentation="none", cutmix_prob=0.0)
+  return ev.get_protocol(settings.protocol, **overrides)
+
+
+def _scores(rows):
+  """DD-Ranking's scores per (method, ipc, labels) from the finished rows."""
+  from tfcondense.bench import ddranking  # pylint: disable=g-import-not-at-top
+  acc = {r["key"]: r["acc_mean"] / 100.0 for r in rows}
+  out = []
+  for r in rows:
+    if r["method"] == "full" or r["aug"] != "dsa":
+      continue
+    m, ipc, lab = r["method"], r["ipc"], r["labels"]
+    get = lambda key: acc.get(key)  # noqa: E731
+    scores = ddranking.scores(ddranking.Accuracies(
+        full_hard=get("full"), syn_hard=get(f"{m}_ipc{ipc}_hard_dsa"),
+        syn=get(f"{m}_ipc{ipc}_{lab}_dsa"), rnd=get(f"random_ipc{ipc}_{lab}_dsa"),
+        syn_noaug=get(f"{m}_ipc{ipc}_{lab}_none"),
+        rnd_noaug=get(f"random_ipc{ipc}_{lab}_none")))
+    out.append(dict(method=m, ipc=ipc, labels=lab, **scores))
+  return out
+
+
+def main(argv):
+  del argv
+  from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import data  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import relabel  # pylint: disable=g-import-not-at-top
+  from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
+
+  settings = _settings()
+  name = SMOKE_OUT if _SMOKE.value else OUT
+  path = os.path.join(_util.RESULTS, name)
+  rows, others = [], []  # rows of these settings; rows of other settings are kept aside
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    for r in old.get("rows", []) + old.get("other_settings_rows", []):
+      (rows if r["settings"] == settings.as_dict() else others).append(r)
+  source = data.load_source("fashion_mnist", **(
+      {"limit_per_class": settings.limit_per_class} if settings.limit_per_class else {}))
+  teacher = None
+
+  def save():
+    command = "python -m benchmarks.soft_labels" + (" --smoke" if _SMOKE.value else "")
+    return _util.write_json(name, dict(
+        machine=_util.machine(), command=command, settings=settings.as_dict(),
+        reference="DD-Ranking (HLR / IOR / LRS / ARS, REFERENCE.md section 6); teacher "
+                  "relabelling after Qin et al., NeurIPS 2024",
+        rows=rows, scores=_scores(rows), other_settings_rows=others))
+
+  for cell in _cells():
+    key = _key(cell)
+    if any(r["key"] == key for r in rows):
+      print(f"{key}: done in {path}")
+      continue
+    method, ipc, lab, aug = cell
+    if method == "full":
+      images, labels, soft = source.train_images, source.train_labels, None
+    else:
+      art = artifact_lib.load_artifact(os.path.join(SHIPPED, f"{method}_ipc{ipc}"))
+      images, labels, _ = soft_labels.training_set(art)
+      soft = None
+      if lab == "soft":
+        if teacher is None:
+          teacher = relabel.train_teacher(source, relabel.TeacherConfig(**settings.teacher),
+                                          cache_dir=TEACHERS)
+          print(f"teacher: {teacher.info['test_accuracy']:.2f}% after "
+                f"{teacher.info['steps']} steps")
+        soft = relabel.relabel_set(images, teacher)
+    res = ev.evaluate(images, labels, source, protocol=_protocol(settings, aug),
+                      repetitions=settings.repetitions, seed=0, soft_labels=soft, desc=key)
+    rows.append(dict(key=key, method=method, ipc=ipc, labels=lab, aug=aug,
+                     settings=settings.as_dict(), machine=_util.machine(),
+                     teacher_accuracy=None if soft is None else
+                     teacher.info["test_accuracy"], **res.as_dict()))
+    save()
+    print(f"{key}: {res}")
+  print(f"wrote {save()}")
+
+
+if __name__ == "__main__":
+  app.run(main)
