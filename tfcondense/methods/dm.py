@@ -8,6 +8,15 @@ between the mean embeddings, and one SGD step (lr 1.0, momentum 0.5, as the
 reference) updates the stored images. The reference steps NORMALISED images, so the
 step on our stored pixels is lr_img * std**2 per channel (`base.normalised_lr`). No
 network is trained, which makes DM the cheapest synthesis method per iteration.
+
+`model_pool` K > 0 draws the embedder of every iteration from an early-stage pool of
+K networks trained on the real data instead (as IDM, Zhao et al., CVPR 2023,
+"Improved Distribution Matching for Dataset Condensation", draws its embedders from
+a queue of partly trained networks): `tfcondense.methods.pool`, the same pool IDC's
+`pool` arm uses (same source, model, precision and pool settings: one directory),
+each draw perturbed by the model augmentation of Acc-DD (Zhang et al., CVPR 2023)
+unless `pool_perturb` is False. With `dm_mf` (factor 2) this is the multi-formation
+arm of issue 39.
 """
 from __future__ import annotations
 
@@ -20,6 +29,11 @@ from tfcondense import hardware
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
+from tfcondense.methods import pool as pool_lib
+
+# Named salts of the stateless seeds folded into [seed, 0xD1] per iteration.
+SALT_POOL_DRAW = 0x9D1   # which pool member embeds iteration i
+SALT_PERTURB = 0x9D2     # its model augmentation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +56,11 @@ class DMConfig:
       formation weights take lr_img itself).
     precision: "float32" or "mixed_bfloat16" (the network only).
     seed: everything random derives from it.
+    model_pool: K > 0: each iteration's embedder is a member of a pool of K networks
+      trained `pool_epochs` epochs on the real data (`pool.ensure_pool` with IDC's
+      network-update recipe, from `pool_seed`, in `pool_dir`, None:
+      `pool.default_root()`), perturbed (`pool.perturb`, |a|, |b| in `perturb_range`)
+      when `pool_perturb`; 0: a fresh network per iteration (DM).
   """
 
   ipc: int = 10
@@ -58,6 +77,12 @@ class DMConfig:
   momentum_img: float = 0.5
   precision: str = "float32"
   seed: int = 0
+  model_pool: int = 0
+  pool_epochs: int = 2
+  pool_seed: int = 0
+  pool_dir: Optional[str] = None
+  pool_perturb: bool = True
+  perturb_range: Tuple[float, float] = (0.01, 0.09)
 
   def resolve(self, source_name: str) -> "DMConfig":
     """Fills None fields: the spectrogram source gets IDC's speech network (ConvNet-4)
@@ -80,11 +105,25 @@ class DMConfig:
     if self.precision not in hardware.PRECISIONS:
       raise InvalidConfigError(
           f"precision must be one of {hardware.PRECISIONS}, got {self.precision!r}")
+    if self.model_pool < 0:
+      raise InvalidConfigError(f"model_pool must be >= 0, got {self.model_pool}")
+
+  def pool_config(self) -> pool_lib.PoolConfig:
+    """The pool's settings: IDC's network-update recipe on this model and precision."""
+    return pool_lib.PoolConfig(size=self.model_pool, epochs=self.pool_epochs,
+                               seed=self.pool_seed, model=self.model,
+                               model_options=self.model_options, precision=self.precision)
 
   def as_dict(self) -> Dict[str, Any]:
+    """JSON-ready fields; the pool fields only with a pool (plain DM records as before)."""
     d = dataclasses.asdict(self)
     d["formation_options"] = dict(self.formation_options)
     d["model_options"] = dict(self.model_options)
+    d["perturb_range"] = list(self.perturb_range)
+    if not self.model_pool:
+      for k in ("model_pool", "pool_epochs", "pool_seed", "pool_dir", "pool_perturb",
+                "perturb_range"):
+        del d[k]
     return d
 
 
@@ -127,6 +166,9 @@ class DM:
                  + [cfg.lr_img] * (n_vars - 1))
     self._seed = tf.constant([cfg.seed, 0xD1], tf.int64)
     self._step_fn = tf.function(self._step)
+    #: The pool of real-data-trained embedders (model_pool > 0), or None.
+    self.pool = (pool_lib.ensure_pool(source, cfg.pool_config(), cfg.pool_dir,
+                                      model=self.model) if cfg.model_pool else None)
 
   def checkpoint_items(self) -> Dict[str, Any]:
     return {"synthetic": self.synthetic.trainable_variables,
@@ -154,7 +196,13 @@ class DM:
 
   def step(self, step: int) -> Dict[str, float]:
     from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
-    initialize(self.model, base.fresh_seed(self.config.seed, 0xD2, step))
+    if self.pool is not None:
+      self.pool.load(self.model, self.pool.draw(base.fold(self._seed, SALT_POOL_DRAW, step)))
+      if self.config.pool_perturb:
+        pool_lib.perturb(self.model.trainable_variables,
+                         base.fold(self._seed, SALT_PERTURB, step), *self.config.perturb_range)
+    else:
+      initialize(self.model, base.fresh_seed(self.config.seed, 0xD2, step))
     return {"loss": self._step_fn(tf.constant(step, tf.int64))}
 
 

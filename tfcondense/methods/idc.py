@@ -19,6 +19,22 @@ images clamped to [0, 1]; per inner iteration:
 
 IDC-I is the same with the identity formation (factor 1) and `random` init.
 
+Arms (`ARMS`, config field `arm`): ways to make a short budget count, each one flag
+apart from the reference schedule:
+
+* ``plain``: Algorithm 1 as above (the default; its artifacts and config records are
+  those of the versions before arms existed);
+* ``pool``: every outer iteration starts from a member of an early-stage model pool,
+  drawn at random and perturbed along two filter-normalised random directions (Zhang
+  et al., CVPR 2023, "Accelerating Dataset Distillation via Model Augmentation";
+  `tfcondense.methods.pool`); short inner loops (`inner_iterations` 10-25) then let
+  1,000 inner iterations see 40-100 networks;
+* ``representative``: every `representative_every` inner iterations each class's real
+  batch becomes the k-means representatives of a candidate subset in the matching
+  network's features (Liu et al., ICCV 2023, "DREAM: Efficient Dataset Distillation by
+  Representative Matching"; `tfcondense.methods.representative`);
+* ``pool+representative``: both.
+
 Speed: the matching of all classes is ONE traced `tf.function` (the classes' real-data
 gradients do not depend on the stored images, so the graph can run them ahead of the
 sequential data updates), the network update another; nothing retraces across
@@ -41,7 +57,10 @@ from tfcondense.augment import mix
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.methods import base
 from tfcondense.methods import idc_replicated  # noqa: F401  (registers the per-replica steps)
+from tfcondense.methods import pool as pool_lib
+from tfcondense.methods import representative as representative_lib
 from tfcondense.errors import InvalidConfigError
+from tfcondense.registry import Registry
 
 #: Reference defaults per source (REFERENCE.md section 1): base data learning rate
 #: (scaled by ipc / 10), matching distance, real images seen per network update, and
@@ -66,6 +85,40 @@ SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
 }
 _FALLBACK = dict(lr_img=1e-3, metric="l1", n_data=500, factor=2)
 
+# Named salts of the stateless seeds folded into [seed, 0x1DC] per outer iteration.
+SALT_POOL_DRAW = 0x9D1     # which pool member starts outer iteration i
+SALT_PERTURB = 0x9D2       # its model augmentation
+SALT_REPRESENTATIVE = 0x9D3  # representative refreshes (candidates, k-means)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  """Defaults an arm gives the fields left at None.
+
+  Attributes:
+    model_pool: networks in the early-stage pool (0: fresh networks).
+    representative_every: inner iterations between k-means refreshes (0: random
+      real batches).
+    description: one line.
+  """
+
+  model_pool: int = 0
+  representative_every: int = 0
+  description: str = ""
+
+
+ARMS = Registry("IDC arm", hint="Arms are registered in tfcondense/methods/idc.py.")
+ARMS.register("plain")(Arm(0, 0, "Algorithm 1: fresh networks, random real batches"))
+ARMS.register("pool")(Arm(5, 0, "early-stage model pool + model augmentation (Acc-DD)"))
+ARMS.register("representative")(Arm(0, 10, "k-means representative real batches (DREAM)"))
+ARMS.register("pool+representative")(Arm(5, 10, "model pool and representative batches"))
+
+#: The fields the arms added, with the values that leave Algorithm 1 as it was; a
+#: config at these values is recorded without them (`IDCConfig.as_dict`).
+_ARM_FIELDS = dict(arm="plain", model_pool=0, pool_epochs=2, pool_seed=0, pool_dir=None,
+                   perturb_range=(0.01, 0.09), representative_every=0,
+                   representative_candidates=256, representative_max_iter=100)
+
 
 @dataclasses.dataclass(frozen=True)
 class IDCConfig:
@@ -77,7 +130,8 @@ class IDCConfig:
       data and 3 for ImageNet subsets).
     formation: formation name (uniform, multiscale, bound, time, learnable; None:
       identity when factor is 1, else uniform, time for speech).
-    init: mix, random, noise, kcenter or herding (None: mix if factor > 1 else random).
+    init: mix, random, noise, kcenter, herding or kmeans (DREAM's medoids, see
+      `representative`) (None: mix if factor > 1 else random).
     model: matching network (registry name; None: ConvNet-3, ConvNet-4 for speech) and
       `model_options` (tuple of pairs).
     outer_iterations / inner_iterations: the loops of Algorithm 1 (2000 / 100 in the
@@ -101,6 +155,17 @@ class IDCConfig:
     cutmix_prob, cutmix_beta: CutMix in the network update.
     precision: "float32" or "mixed_bfloat16" (the network only).
     seed: everything random derives from it.
+    arm: a name in `ARMS` (plain, pool, representative, pool+representative); it
+      fills `model_pool` and `representative_every` where they are None.
+    model_pool: K > 0 starts every outer iteration from one of K networks trained
+      `pool_epochs` epochs on the real data with the network update's recipe
+      (`pool.ensure_pool`, built once in `pool_dir`, None: `pool.default_root()`,
+      from `pool_seed`), perturbed by `pool.perturb` with |a|, |b| in
+      `perturb_range` (Acc-DD).
+    representative_every: N > 0 re-clusters every N inner iterations: the real batch
+      of a class is the k-means representatives of `representative_candidates` of
+      its images in the matching network's features (`representative_max_iter`
+      k-means iterations) (DREAM).
   """
 
   ipc: int = 10
@@ -132,10 +197,20 @@ class IDCConfig:
   cutmix_beta: float = 1.0
   precision: str = "float32"
   seed: int = 0
+  arm: str = "plain"
+  model_pool: Optional[int] = None
+  pool_epochs: int = 2
+  pool_seed: int = 0
+  pool_dir: Optional[str] = None
+  perturb_range: Tuple[float, float] = (0.01, 0.09)
+  representative_every: Optional[int] = None
+  representative_candidates: int = 256
+  representative_max_iter: int = 100
 
   def resolve(self, source_name: str) -> "IDCConfig":
-    """Fills None fields from `SOURCE_DEFAULTS` and checks the values."""
+    """Fills None fields from `SOURCE_DEFAULTS` and the arm, and checks the values."""
     d = SOURCE_DEFAULTS.get(source_name, _FALLBACK)
+    arm = ARMS.get(self.arm)
     factor = self.factor if self.factor is not None else d["factor"]
     formation = self.formation or ("identity" if factor == 1
                                    else d.get("formation", "uniform"))
@@ -145,7 +220,12 @@ class IDCConfig:
         metric=self.metric or d["metric"],
         lr_img=self.lr_img if self.lr_img is not None else d["lr_img"] * self.ipc / 10,
         n_data=self.n_data or d["n_data"],
-        lr_net=self.lr_net if self.lr_net is not None else d.get("lr_net", 0.01))
+        lr_net=self.lr_net if self.lr_net is not None else d.get("lr_net", 0.01),
+        arm=self.arm.lower(),
+        model_pool=self.model_pool if self.model_pool is not None else arm.model_pool,
+        representative_every=(self.representative_every
+                              if self.representative_every is not None
+                              else arm.representative_every))
     cfg.check()
     return cfg
 
@@ -165,17 +245,44 @@ class IDCConfig:
                                "tfcondense.methods.idc.save_pretrained")
     if self.lr_img is not None and not self.lr_img > 0:
       raise InvalidConfigError(f"lr_img must be positive, got {self.lr_img}")
+    ARMS.get(self.arm)
+    if (self.model_pool or 0) < 0 or (self.representative_every or 0) < 0:
+      raise InvalidConfigError("model_pool and representative_every must be >= 0, got "
+                               f"{self.model_pool}, {self.representative_every}")
+    if self.model_pool and self.pretrained:
+      raise InvalidConfigError("model_pool and pretrained both choose the starting "
+                               "networks; set one of them")
+    low, high = self.perturb_range
+    if not 0 <= low <= high:
+      raise InvalidConfigError(f"perturb_range must be (low, high) with 0 <= low <= high, "
+                               f"got {self.perturb_range}")
 
   @property
   def net_steps(self) -> int:
     """Network steps per inner iteration: ceil(n_data / net_batch)."""
     return math.ceil((self.n_data or 500) / self.net_batch)
 
+  def pool_config(self) -> pool_lib.PoolConfig:
+    """The model pool's settings: the network update's recipe (resolved configs)."""
+    return pool_lib.PoolConfig(
+        size=int(self.model_pool), epochs=self.pool_epochs, seed=self.pool_seed,
+        model=self.model, model_options=self.model_options, precision=self.precision,
+        batch=self.net_batch, lr=self.lr_net, momentum=self.momentum_net,
+        weight_decay=self.weight_decay_net, strategy=self.net_strategy,
+        cutmix_prob=self.cutmix_prob, cutmix_beta=self.cutmix_beta)
+
   def as_dict(self) -> Dict[str, Any]:
+    """JSON-ready fields; the arm fields only where they differ from `plain` (so the
+    records of plain runs, and resumes of their workdirs, are as before arms)."""
     d = dataclasses.asdict(self)
     d["formation_options"] = dict(self.formation_options)
     d["model_options"] = dict(self.model_options)
     d["pretrained"] = list(self.pretrained)
+    d["perturb_range"] = list(self.perturb_range)
+    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in _ARM_FIELDS.items()}
+    if all(d[k] == v or (v == 0 and d[k] is None) for k, v in plain.items()):
+      for k in plain:
+        del d[k]
     return d
 
 
@@ -197,6 +304,9 @@ class IDC:
     self.config = cfg
     self.source = source
     source.check_ipc(cfg.ipc)
+    if cfg.init == "kmeans":  # medoids in the features of the matching network
+      init_options = dict(dict(model=cfg.model, model_options=cfg.model_options),
+                          **(init_options or {}))
     self.synthetic = synthetic or base.make_synthetic(source, cfg, init_options)
     self.num_classes = source.num_classes
     self.total_steps = cfg.outer_iterations * cfg.inner_iterations
@@ -217,15 +327,32 @@ class IDC:
     self._siamese = dsa_ops.DSA(cfg.strategy, mode="all")
     self._net_aug = dsa_ops.DSA(cfg.net_strategy, mode="all")
     self._seed = tf.constant([cfg.seed, 0x1DC], tf.int64)
+    #: The early-stage model pool (arm `pool`), or None.
+    self.pool = None
+    if cfg.model_pool:
+      self.pool = pool_lib.ensure_pool(source, cfg.pool_config(), cfg.pool_dir,
+                                       model=self.model)
+    #: The representative real batches (arm `representative`), or None.
+    self.representative = None
+    if cfg.representative_every:
+      from tfcondense.models import embedding_model  # pylint: disable=g-import-not-at-top
+      embed = embedding_model(self.model)
+      self.representative = representative_lib.RepresentativeBatches(
+          self.real, lambda x: embed(x, training=False), cfg.real_per_class,
+          cfg.representative_candidates, base.fresh_seed(cfg.seed, SALT_REPRESENTATIVE, 0),
+          cfg.representative_max_iter)
     self._match_fn = tf.function(self._match_all)
     self._net_fn = tf.function(self._network_update)
 
   # -- state -------------------------------------------------------------------------
   def checkpoint_items(self) -> Dict[str, Any]:
-    return {"synthetic": self.synthetic.trainable_variables,
-            "synthetic_momentum": self._img_buffers,
-            "network": list(self.model.weights),
-            "network_momentum": self._net_buffers}
+    items = {"synthetic": self.synthetic.trainable_variables,
+             "synthetic_momentum": self._img_buffers,
+             "network": list(self.model.weights),
+             "network_momentum": self._net_buffers}
+    if self.representative is not None:
+      items["representative"] = self.representative.indices
+    return items
 
   def image_summaries(self) -> Dict[str, Any]:
     stored = self.synthetic.images
@@ -234,9 +361,18 @@ class IDC:
     return {"stored": tf.convert_to_tensor(stored[:32]), "formed": formed[:32]}
 
   def begin_outer(self, outer: int) -> None:
-    """A fresh network and optimiser, stored images clamped (Algorithm 1, line 3)."""
+    """A fresh network and optimiser, stored images clamped (Algorithm 1, line 3).
+
+    With a model pool the network is a perturbed pool member instead: member
+    `pool.draw(fold(seed, SALT_POOL_DRAW, outer))`, moved by `pool.perturb` with
+    `fold(seed, SALT_PERTURB, outer)`.
+    """
     from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
-    if self.config.pretrained:
+    if self.pool is not None:
+      self.pool.load(self.model, self.pool.draw(base.fold(self._seed, SALT_POOL_DRAW, outer)))
+      pool_lib.perturb(self._net_vars, base.fold(self._seed, SALT_PERTURB, outer),
+                       *self.config.perturb_range)
+    elif self.config.pretrained:
       self.model.load_weights(self.config.pretrained[outer % len(self.config.pretrained)])
     else:
       initialize(self.model, base.fresh_seed(self.config.seed, 0x0E7, outer))
@@ -252,6 +388,9 @@ class IDC:
     outer, inner = divmod(int(step), self.config.inner_iterations)
     if inner == 0:
       self.begin_outer(outer)
+    rep = self.representative
+    if rep is not None and inner % self.config.representative_every == 0:
+      rep.refresh(step)
     s = tf.constant(step, tf.int64)
     loss = self._match_fn(s)
     self._net_fn(s, tf.constant(self.config.net_steps, tf.int32))
@@ -277,7 +416,10 @@ class IDC:
     """
     cfg = self.config
     params = self._siamese.sample(1, base.fold(seed, 1))
-    real = self.real.class_batch(c, cfg.real_per_class, base.fold(seed, 2))
+    if self.representative is not None:
+      real = self.representative.batch(c)
+    else:
+      real = self.real.class_batch(c, cfg.real_per_class, base.fold(seed, 2))
     real = self._siamese.apply(self.real.normalize(real), params)
     y_real = tf.fill(tf.shape(real)[:1], tf.cast(c, tf.int32))
     with tf.GradientTape() as outer:
