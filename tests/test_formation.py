@@ -517,3 +517,22 @@ def test_form_numpy_chunks_and_global_bound():
   np.testing.assert_allclose(r_formed, t_formed.numpy(), atol=1e-6)
   np.testing.assert_array_equal(r_labels, t_labels.numpy())
   np.testing.assert_array_equal(r_labels, [0] * 6 + [1] * 7)
+
+
+def test_an_artifact_decodes_with_its_own_formation_weights_or_refuses(tmp_path):
+  from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
+  from tfcondense.errors import CorruptArtifactError  # pylint: disable=g-import-not-at-top
+  f = _perturbed_learnable()
+  stored = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
+  meta = dict(source="s", method="idc", ipc=1, factor=2, formation=f.describe())
+  artifact_lib.save_artifact(str(tmp_path / "a"), stored, np.array([0, 1]), meta,
+                             weights=f.get_weights())
+  art = artifact_lib.load_artifact(str(tmp_path / "a"))
+  want, _ = f.form_numpy(stored, np.array([0, 1]))
+  got, labels = synthetic.formed_from_artifact(art)  # the artifact's own weights
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  np.testing.assert_array_equal(labels, [0, 0, 0, 0, 1, 1, 1, 1])
+  lost = artifact_lib.Artifact(art.images, art.labels, art.meta)  # no formation.npz
+  with pytest.raises(CorruptArtifactError, match="learnable, but it carries no formation"):
+    synthetic.formed_from_artifact(lost)

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcondense import formation as formation_lib
-from tfcondense.errors import InvalidConfigError
+from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 from tfcondense.registry import Registry
 
 INITS = Registry("initialisation",
@@ -225,7 +225,27 @@ class SyntheticSet:
     return self.formation.form_numpy(images, labels)
 
 
-def formed_from_artifact(art, weights: Optional[Dict[str, np.ndarray]] = None):
-  """(formed images, labels) of an Artifact, decoded with the formation in its meta."""
+_ARTIFACT_WEIGHTS: Any = object()  # formed_from_artifact's default: the artifact's own
+
+
+def formed_from_artifact(art, weights: Optional[Dict[str, np.ndarray]] = _ARTIFACT_WEIGHTS):
+  """(formed images, labels) of an Artifact, decoded with the formation in its meta.
+
+  Args:
+    art: the Artifact.
+    weights: the learnable formation's weights (`Formation.get_weights()`); by default
+      the artifact's own (its formation.npz).
+
+  Raises:
+    CorruptArtifactError: the formation is learnable and there are no weights for it
+      (decoding with freshly initialised weights would give other images silently).
+  """
+  if weights is _ARTIFACT_WEIGHTS:
+    weights = getattr(art, "weights", None)
   form = formation_lib.from_meta(art.meta, weights)
+  if not weights and form.num_parameters(art.images.shape[1:]) > 0:
+    raise CorruptArtifactError(
+        f"the artifact's formation ({form.describe()['name']}) is learnable, "
+        "but it carries no formation weights (formation.npz); they were lost or not "
+        "saved, and fresh weights would decode other images")
   return form.form_numpy(art.images, art.labels)
