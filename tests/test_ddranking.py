@@ -32,7 +32,8 @@ def test_scores_from_what_is_measured_and_percentages_refused():
   assert partial["lrs"] is None and partial["ars"] is None
   same = dd.scores_from_percent(full_hard=90.0, syn_hard=80.0, syn=85.0, rnd=75.0)
   assert same["lrs"] == pytest.approx(got["lrs"])
-  with pytest.raises(InvalidConfigError, match="got 90.0 .a percentage. pass 0.9, or use from_percent"):
+  with pytest.raises(InvalidConfigError,
+                     match="got 90.0 .a percentage. pass 0.9, or use from_percent"):
     dd.hlr(90.0, 80.0)
   with pytest.raises(InvalidConfigError, match="w must lie in"):
     dd.lrs(0.1, 0.1, w=2)
