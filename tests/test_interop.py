@@ -347,3 +347,18 @@ def test_export_then_evaluate_import_on_the_command_line(tmp_path):
   assert "imported " in out.stdout and "| dm+soft | 1 |" in out.stdout
   bad = run("apps.evaluate", "--source", "fashion_mnist", "--import", "x.pt")
   assert bad.returncode == 2 and "--import needs --format" in bad.stderr
+
+
+def test_malformed_torch_files_fail_in_one_line(tmp_path):
+  path = tmp_path / "bad.pt"
+  for payload in (b"\x80\x02ctorch\nFloatStorage\n)R.",  # a storage class called
+                  b"\x80\x02}q\x00(X\x01\x00\x00\x00a"):  # truncated
+    with zipfile.ZipFile(path, "w") as z:
+      z.writestr("bad/data.pkl", payload)
+    with pytest.raises(SourceUnavailableError, match="not a readable torch.save file"):
+      torchfile.load(str(path))
+  path.write_bytes(b"junk")
+  with pytest.raises(SourceUnavailableError, match="not a torch.save file"):
+    torchfile.load(str(path))
+  with pytest.raises(SourceUnavailableError, match="not found"):
+    torchfile.load(str(tmp_path / "missing.pt"))

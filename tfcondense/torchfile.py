@@ -277,11 +277,16 @@ def loads(data: bytes, where: str = "<bytes>", tensors: str = "numpy") -> Any:
     raise ValueError(f"tensors must be 'numpy' or 'skip', got {tensors!r}")
   keep = tensors == "numpy"
   buf = io.BytesIO(data)
-  if zipfile.is_zipfile(buf):
-    with zipfile.ZipFile(buf) as z:
-      return _load_zip(z, where, keep)
-  buf.seek(0)
-  return _load_legacy(buf, where, keep)
+  try:
+    if zipfile.is_zipfile(buf):
+      with zipfile.ZipFile(buf) as z:
+        return _load_zip(z, where, keep)
+    buf.seek(0)
+    return _load_legacy(buf, where, keep)
+  except (UnsafePickleError, SourceUnavailableError):
+    raise
+  except Exception as e:  # a malformed pickle raises anything from TypeError to KeyError
+    raise SourceUnavailableError(f"{where}: not a readable torch.save file ({e!r})") from e
 
 
 def load(path: str, tensors: str = "numpy") -> Any:
