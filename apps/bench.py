@@ -125,7 +125,8 @@ def main(argv):
   ctx = context.BenchContext(_SOURCE.value, _BUDGET.value, out, _WORK_DIR.value,
                              seed=_SEED.value, source_options=options,
                              nas_ground_truth=_NAS_TRUTH.value,
-                             nas_dataset=_NAS_DATASET.value, sets_from=_SETS_FROM.value)
+                             nas_dataset=_NAS_DATASET.value, sets_from=_SETS_FROM.value,
+                             log=print)
   print(f"budget {ctx.budget.name}: {ctx.budget.description}")
   print(f"suites {', '.join(names)} on {ctx.source.name}: {len(ctx.source.train_labels)} "
         f"train / {len(ctx.source.test_labels)} test images; cells in {ctx.store.cells_dir}")

@@ -263,7 +263,7 @@ def main(argv):
   rows = experiment.compare(
       source, cells, model=_MODEL.value, protocol=protocol, repetitions=_REPS.value,
       seed=_SEED.value, results_path=_OUTPUT.value, artifacts_root=_SAVE.value,
-      cache_dir=_CACHE.value, cluster=cluster)
+      cache_dir=_CACHE.value, cluster=cluster, log=print)
   if not cluster.is_chief:
     print(f"worker {cluster.worker_index}: done; the chief prints the table")
     return

@@ -54,12 +54,12 @@ def main(argv):
   cells = [experiment.Cell(m, int(i)) for i in _IPCS.value for m in _METHODS.value]
   rows = experiment.compare(source, cells, protocol=protocol, repetitions=_REPS.value,
                             results_path=path, cache_dir=os.path.join(here, "cache"),
-                            header=header)
+                            header=header, log=print)
   if _FULL_STEPS.value:
     full = dataclasses.replace(protocol, name=f"{protocol.name}-full", steps=_FULL_STEPS.value)
     rows = experiment.compare(source, [experiment.Cell(experiment.FULL, None)],
                               protocol=full, repetitions=_REPS.value, results_path=path,
-                              header=header)
+                              header=header, log=print)
   print(experiment.format_table(rows))
   print(f"wrote {path}")
 

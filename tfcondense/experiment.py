@@ -12,6 +12,8 @@ import os
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+from absl import logging
+
 from tfcondense import artifact as artifact_lib
 from tfcondense import atomic
 from tfcondense import evaluate as ev
@@ -104,7 +106,7 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
             protocol="cpu", repetitions: int = 3, seed: int = 0,
             results_path: Optional[str] = None, artifacts_root: Optional[str] = None,
             cache_dir: Optional[str] = None, header: Optional[Dict[str, Any]] = None,
-            show_progress: bool = True, log=print, cluster=None) -> List[Dict[str, Any]]:
+            show_progress: bool = True, log=None, cluster=None) -> List[Dict[str, Any]]:
   """Evaluates every cell, skipping cells already in `results_path`.
 
   With a multi-worker `cluster` (`tfcondense.cluster.Cluster`) the cells are handed
@@ -125,13 +127,15 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
     cache_dir: cache for shared embeddings (herding / kcenter).
     header: extra fields recorded in the JSON header.
     show_progress: progress bars.
-    log: where one line per finished cell goes.
+    log: where one line per finished cell goes (None: absl logging at INFO; the apps
+      pass `print`).
     cluster: the workers of a distributed comparison (None: this process alone).
 
   Returns:
     Rows (dicts) with method, ipc, model, protocol, acc_mean, acc_std, seconds, ...
     (the stored rows first; the same on every worker).
   """
+  log = log or logging.info
   if isinstance(protocol, str):
     protocol = ev.get_protocol(protocol, augmentation=ev.default_augmentation(source.name))
   protocol = ev.get_protocol(protocol)

@@ -17,6 +17,7 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from absl import logging
 import numpy as np
 
 from tfcondense import atomic
@@ -129,14 +130,15 @@ class BenchContext:
       (images.npy, labels.npy, meta.json; `apps.condense` writes one), e.g.
       "runs/{method}_ipc{ipc}/artifact". A set that is not there is condensed.
     show_progress: progress bars.
-    log: one line per finished cell.
+    log: one line per finished cell (None: absl logging at INFO; `apps.bench` passes
+      `print`).
   """
 
   def __init__(self, source_name: str, budget, out_dir: str, work_dir: Optional[str] = None,
                *, seed: int = 0, source_options: Optional[Dict[str, Any]] = None,
                nas_ground_truth: Optional[str] = None, nas_dataset: str = "cifar10",
                sets_from: Optional[str] = None, show_progress: bool = True,
-               log: Callable[[str], None] = print):
+               log: Optional[Callable[[str], None]] = None):
     self.budget = budgets_lib.get_budget(budget)
     budgets_lib.check_budget(self.budget)
     self.source_name = str(source_name).lower()
@@ -154,7 +156,7 @@ class BenchContext:
                                  f"appear in braces ({e})") from None
     self.sets_from = sets_from
     self.show_progress = show_progress
-    self.log = log
+    self.log = log or logging.info
     self.store = CellStore(self.out_dir)
     self._source = None
     self._sets: Dict[Tuple[str, Optional[int]], CondensedSet] = {}
