@@ -18,10 +18,12 @@ IOR (set - Random, same labels and augmentation), LRS (from HLR and that IOR) an
 
 Writes benchmarks/results/soft_labels.json after every cell (`rows`, one per cell, and
 `scores`); a rerun skips the cells already there with the same settings, so it can be
-stopped at any time. Cost on the 2-core AMD EPYC: a `cpu`-protocol cell (1,000 steps,
-3 repetitions, mixed bfloat16) takes about 6 minutes, the teacher (2 epochs, 1,876
-steps) about 4 minutes once (cached in benchmarks/cache/teachers/): the 48 set cells
-and the full-data cell take about 5 hours. `--smoke` writes soft_labels_smoke.json
+stopped at any time. Cost on the 2-core AMD EPYC at about 0.1 s a step (mixed
+bfloat16, 3 repetitions): the teacher (2 epochs, 1,876 steps) about 4 minutes once
+(cached in benchmarks/cache/teachers/); a cell follows the `cpu` protocol's length
+(1,000 steps up to 100 images, 3,200 for 500 or more), about 5 minutes at IPC 1 and
+16 at IPC 50: the 48 set cells and the full-data cell take about 8 hours, IPC 50
+half of it. `--smoke` writes soft_labels_smoke.json
 instead (1 cell: Random IPC 1 with soft labels, 4 steps, a one-epoch, 8-step teacher
 on 50 images per class; about 7 minutes on the busy 2 cores). `--annotate_shipped`
 then writes each shipped set's hard-label scores into its evaluation.json, where the
