@@ -19,6 +19,7 @@ from tfcondense import atomic
 from tfcondense import evaluate as ev
 from tfcondense import fileio
 from tfcondense import methods as methods_lib
+from tfcondense import soft_labels as soft_lib
 
 FULL = "full"  # pseudo-method: the whole training set.
 
@@ -191,11 +192,12 @@ def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, ar
   """One cell's row: its training set made or loaded, then evaluated."""
   t0 = time.perf_counter()
   meta: Dict[str, Any] = {}
+  soft = None
   if cell.artifact_dir:
-    from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
     art = artifact_lib.load_artifact(cell.artifact_dir)
-    # Train on what the stored images decode to (IDC's formed images).
-    images, labels = synthetic.formed_from_artifact(art, art.weights)
+    # Train on what the stored images decode to (IDC's formed images), with the
+    # artifact's soft labels where it carries them.
+    images, labels, soft = soft_lib.training_set(art)
     meta = art.meta
   elif cell.method == FULL:
     images, labels = source.train_images, source.train_labels
@@ -210,7 +212,7 @@ def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, ar
   select_seconds = time.perf_counter() - t0
   res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
                     repetitions=repetitions, seed=seed, show_progress=show_progress,
-                    desc=f"eval {cell.key}")
+                    desc=f"eval {cell.key}", soft_labels=soft)
   if artifacts_root and not cell.artifact_dir and cell.method != FULL:
     # What the TFDS builders report as the set's accuracy (datasets_builders/).
     atomic.write_json(
