@@ -27,7 +27,7 @@ Parts, in the order they run (the 2-core AMD EPYC, mixed bfloat16, ConvNet-3 at 
 * length: what a longer `cpu` run gives the sets whose length a growing rule would
   change: Random, K-Center and IDC-I at IPC 50 at 3,200 steps (IDC's 3,200 is in `cpu`)
   and IDC's 400 formed IPC 10 images at 1,000 and 2,800 steps (about 50 min at 2
-  repetitions).
+  repetitions); then K-Center and IDC at IPC 10 under the `paper` protocol.
 All use the evaluation recipe of protocol version 2 (DSA without cutout under CutMix).
 """
 from __future__ import annotations
@@ -72,8 +72,12 @@ def _cells(part: str, reps: int):
   if part == "length":
     out = [(dict(method=m, ipc=50, protocol="cpu", steps=3200), range(reps))
            for m in ("random", "kcenter", "idc_i")]
-    return out + [(dict(method="idc", ipc=10, protocol="cpu", steps=s), range(reps))
-                  for s in (1000, 2800)]
+    out += [(dict(method="idc", ipc=10, protocol="cpu", steps=s), range(reps))
+            for s in (1000, 2800)]
+    # ... and the paper's 1,000 epochs at IPC 10 (7,000 steps for IDC's 400 formed
+    # images, 2,000 for 100 real ones), one repetition each first.
+    return out + [(dict(method=m, ipc=10, protocol="paper"), [r]) for r in range(reps)
+                  for m in ("kcenter", "idc")]
   if part == "light":
     return [(dict(method=m, ipc=50, protocol="light", steps=1000), range(reps))
             for m in _SETS]
