@@ -14,6 +14,10 @@ class InvalidConfigError(TfcondenseError, ValueError):
   """A configuration value is out of range (IPC larger than a class, bad protocol...)."""
 
 
+class BadFileError(TfcondenseError, ValueError):
+  """A file's contents are not in the format expected (a truncated or foreign WAV...)."""
+
+
 class CorruptArtifactError(TfcondenseError):
   """A condensed-set artifact directory is incomplete or inconsistent."""
 

@@ -20,6 +20,7 @@ from typing import Callable, List, Sequence
 
 import tensorflow as tf
 
+from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
 DISTANCES = Registry("matching distance")
@@ -72,9 +73,10 @@ def matched_variables(model, layers: str = "kernels") -> List[tf.Variable]:
   elif layers == "all":
     chosen = variables
   else:
-    raise ValueError(f"layers must be 'kernels' or 'all', got {layers!r}")
+    raise InvalidConfigError(f"layers must be 'kernels' or 'all', got {layers!r}")
   if not chosen:
-    raise ValueError(f"model {model.name!r} has no variables to match with layers={layers!r}")
+    raise InvalidConfigError(
+        f"model {model.name!r} has no variables to match with layers={layers!r}")
   return chosen
 
 

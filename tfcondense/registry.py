@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Generic, Iterator, TypeVar
 
+from tfcondense.errors import InvalidConfigError
+
 T = TypeVar("T")
 
 
@@ -36,7 +38,7 @@ class Registry(Generic[T]):
 
     def decorator(fn: T) -> T:
       if key in self._entries:
-        raise ValueError(f"{self.kind} {key!r} is registered twice")
+        raise InvalidConfigError(f"{self.kind} {key!r} is registered twice")
       self._entries[key] = fn
       return fn
 

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, Dict, Optional
 import numpy as np
 
 from tfcondense import fileio
-from tfcondense.errors import SourceUnavailableError, UnsafePickleError
+from tfcondense.errors import InvalidConfigError, SourceUnavailableError, UnsafePickleError
 
 TORCH_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 TORCH_PROTOCOL_VERSION = 1001
@@ -274,7 +274,7 @@ def _load_legacy(f: BinaryIO, where: str, keep_tensors: bool) -> Any:
 def loads(data: bytes, where: str = "<bytes>", tensors: str = "numpy") -> Any:
   """The object of a torch.save file's bytes; see `load`."""
   if tensors not in ("numpy", "skip"):
-    raise ValueError(f"tensors must be 'numpy' or 'skip', got {tensors!r}")
+    raise InvalidConfigError(f"tensors must be 'numpy' or 'skip', got {tensors!r}")
   keep = tensors == "numpy"
   buf = io.BytesIO(data)
   try:

@@ -23,6 +23,8 @@ from typing import Tuple, Union
 
 import tensorflow as tf
 
+from tfcondense.errors import InvalidConfigError
+
 Size = Union[int, tf.Tensor]
 
 
@@ -99,7 +101,8 @@ def sample(x: tf.Tensor, xs: tf.Tensor, ys: tf.Tensor, interpolation: str = "bil
     [B, H', W', C], linear in x for fixed coordinates, with the exact adjoint gradient.
   """
   if interpolation not in ("bilinear", "nearest"):
-    raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+    raise InvalidConfigError(
+        f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
   dtype = x.dtype
   xs = tf.cast(xs, dtype)
   ys = tf.cast(ys, dtype)

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfcondense.augment import affine
 from tfcondense.augment.ops import SeedLike, as_seed, fold
+from tfcondense.errors import InvalidConfigError
 
 SubPolicy = Tuple[Tuple[str, float, object], Tuple[str, float, object]]
 
@@ -97,7 +98,7 @@ def magnitude(op: str, bin_index, num_bins: int, height: int, width: int) -> flo
     return float(int(8 - round(bin_index / ((num_bins - 1) / 4))))
   if op == "Solarize":
     return 1.0 - t
-  raise ValueError(f"unknown AutoAugment op {op!r}")
+  raise InvalidConfigError(f"unknown AutoAugment op {op!r}")
 
 
 # ----------------------------------------------------------------------------- pixel ops
@@ -243,7 +244,7 @@ def geometric_matrix(op: str, m: tf.Tensor, height, width) -> tf.Tensor:
     cy = (tf.cast(height, tf.float32) - 1.0) / 2.0
     rows = ([c, -s, cx - c * cx + s * cy], [s, c, cy - s * cx - c * cy])
   else:
-    raise ValueError(f"not a geometric op: {op!r}")
+    raise InvalidConfigError(f"not a geometric op: {op!r}")
   return tf.stack([tf.stack(rows[0], -1), tf.stack(rows[1], -1)], axis=1)
 
 
@@ -258,7 +259,7 @@ def apply_ops(x: tf.Tensor, op_index: tf.Tensor, mag: tf.Tensor, op_names: Seque
   """
   for n in op_names:
     if n not in _PIXEL_OPS and n not in GEOMETRIC_OPS and n != "Identity":
-      raise ValueError(f"unknown AutoAugment op {n!r}")
+      raise InvalidConfigError(f"unknown AutoAugment op {n!r}")
   pixel = [n for n in dict.fromkeys(op_names) if n in _PIXEL_OPS]
   geo = [n for n in dict.fromkeys(op_names) if n in GEOMETRIC_OPS]
   # Group 0: identity, 1: geometric, 2 + i: pixel[i].
@@ -296,7 +297,7 @@ def apply_ops(x: tf.Tensor, op_index: tf.Tensor, mag: tf.Tensor, op_names: Seque
 def _static_hw(x: tf.Tensor) -> Tuple[int, int]:
   h, w = x.shape[1], x.shape[2]
   if h is None or w is None:
-    raise ValueError(f"AutoAugment / RandAugment need static image sizes, got {x.shape}")
+    raise InvalidConfigError(f"AutoAugment / RandAugment need static image sizes, got {x.shape}")
   return int(h), int(w)
 
 
@@ -356,7 +357,7 @@ def randaugment(x: tf.Tensor, seed: SeedLike, num_ops: int = 2, magnitude_bin: i
     interpolation, fill: for the geometric ops.
   """
   if not 0 <= magnitude_bin < num_bins:
-    raise ValueError(f"magnitude_bin must be in [0, {num_bins}), got {magnitude_bin}")
+    raise InvalidConfigError(f"magnitude_bin must be in [0, {num_bins}), got {magnitude_bin}")
   seed = as_seed(seed)
   h, w = _static_hw(x)
   b = tf.shape(x)[0]

@@ -20,6 +20,7 @@ from typing import Tuple
 import tensorflow as tf
 
 from tfcondense.augment.ops import SeedLike, as_seed, fold
+from tfcondense.errors import InvalidConfigError
 
 
 def sample_beta(seed: SeedLike, alpha: float, beta: float) -> tf.Tensor:
@@ -65,7 +66,7 @@ def cutmix(x: tf.Tensor, y: tf.Tensor, seed: SeedLike, prob: float = 0.5,
     returns x, y, y, 1.0 (an empty box also gives lam = 1.0).
   """
   if beta <= 0:
-    raise ValueError(f"beta must be > 0, got {beta}")
+    raise InvalidConfigError(f"beta must be > 0, got {beta}")
   seed = as_seed(seed)
   dyn = tf.shape(x)
   b, h, w = dyn[0], dyn[1], dyn[2]

@@ -29,6 +29,7 @@ from typing import Dict, List, Mapping, Sequence, Union
 import tensorflow as tf
 
 from tfcondense.augment import affine
+from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
 Params = Dict[str, tf.Tensor]
@@ -371,13 +372,13 @@ class DSA:
   def __init__(self, strategy: str = "color_crop_cutout_flip_scale_rotate", mode: str = "all",
                **op_kwargs: Mapping):
     if mode not in ("all", "one_geometric"):
-      raise ValueError(f"mode must be 'all' or 'one_geometric', got {mode!r}")
+      raise InvalidConfigError(f"mode must be 'all' or 'one_geometric', got {mode!r}")
     self.strategy = strategy
     self.mode = mode
     names = parse_strategy(strategy)
     unknown = set(op_kwargs) - set(names)
     if unknown:
-      raise ValueError(f"op_kwargs for ops not in the strategy: {sorted(unknown)}")
+      raise InvalidConfigError(f"op_kwargs for ops not in the strategy: {sorted(unknown)}")
     self.ops: List[DSAOp] = [OPS.get(n)(**op_kwargs.get(n, {})) for n in names]
     self.geometric_ops = [op for op in self.ops if op.geometric]
     self.other_ops = [op for op in self.ops if not op.geometric]

@@ -35,6 +35,7 @@ import tensorflow as tf
 from tfcondense.augment import affine
 from tfcondense.augment import autoaugment as aa
 from tfcondense.augment import ops
+from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
 Policy = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -61,11 +62,11 @@ def make_policy(name: str, *, image_shape: Sequence[int], mean: Sequence[float],
   """
   image_shape = tuple(int(d) for d in image_shape)
   if len(image_shape) != 3:
-    raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
+    raise InvalidConfigError(f"image_shape must be (H, W, C), got {image_shape}")
   mean = tuple(float(m) for m in mean)
   std = tuple(float(s) for s in std)
   if len(mean) != image_shape[-1] or len(std) != image_shape[-1]:
-    raise ValueError(f"mean / std need {image_shape[-1]} channels, got {mean}, {std}")
+    raise InvalidConfigError(f"mean / std need {image_shape[-1]} channels, got {mean}, {std}")
   return POLICIES.get(name)(image_shape=image_shape, mean=mean, std=std, flip=flip, **kwargs)
 
 

@@ -82,7 +82,7 @@ class CondensedSet:
                make: Optional[Callable[[], Tuple[np.ndarray, np.ndarray,
                                                  Dict[str, Any]]]] = None):
     if make is None and (images is None or labels is None):
-      raise ValueError("CondensedSet needs images and labels, or `make` to produce them")
+      raise InvalidConfigError("CondensedSet needs images and labels, or `make` to produce them")
     self.method = method
     self.ipc = ipc
     self.spec = spec

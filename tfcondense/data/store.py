@@ -41,11 +41,11 @@ class SourceData:
     for split, x, y in (("train", self.train_images, self.train_labels),
                         ("test", self.test_images, self.test_labels)):
       if x.ndim != 4:
-        raise ValueError(f"{self.name} {split} images must be NHWC, got shape {x.shape}")
+        raise InvalidConfigError(f"{self.name} {split} images must be NHWC, got shape {x.shape}")
       if len(x) != len(y):
-        raise ValueError(f"{self.name} {split}: {len(x)} images but {len(y)} labels")
+        raise InvalidConfigError(f"{self.name} {split}: {len(x)} images but {len(y)} labels")
     if len(self.mean) != self.image_shape[-1] or len(self.std) != self.image_shape[-1]:
-      raise ValueError(f"{self.name}: mean/std need one value per channel")
+      raise InvalidConfigError(f"{self.name}: mean/std need one value per channel")
     # Per-class index lists, computed once (the store is immutable).
     order = np.argsort(self.train_labels, kind="stable")
     counts = np.bincount(self.train_labels, minlength=self.num_classes)

@@ -25,7 +25,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from tfcondense.errors import check_choice
+from tfcondense.errors import InvalidConfigError, check_choice
 
 NORMS = ("instance", "batch", "layer", "none")
 
@@ -87,7 +87,7 @@ class InstanceNorm(keras.layers.Layer):
 
   def build(self, input_shape):
     if len(input_shape) != 4:
-      raise ValueError(f"{type(self).__name__} expects NHWC inputs, got shape "
+      raise InvalidConfigError(f"{type(self).__name__} expects NHWC inputs, got shape "
                        f"{tuple(input_shape)}")
     channels = int(input_shape[-1])
     if self.affine:
@@ -129,7 +129,7 @@ class LayerNorm(keras.layers.Layer):
 
   def build(self, input_shape):
     if len(input_shape) != 4 or None in tuple(input_shape[1:]):
-      raise ValueError(f"{type(self).__name__} expects NHWC inputs with a known "
+      raise InvalidConfigError(f"{type(self).__name__} expects NHWC inputs with a known "
                        f"feature shape, got {tuple(input_shape)}")
     shape = (tuple(int(d) for d in input_shape[1:]) if self.elementwise_affine
              else (int(input_shape[-1]),))

@@ -139,7 +139,7 @@ def build_resnet(input_shape: Tuple[int, int, int], num_classes: int, *, stem: s
       x = conv_norm(inputs, filters, 7, 1, norm, "stem")
       x = _avg_pool(x, 4, "stem_pool")
   else:
-    raise ValueError(f"unknown stem {stem!r}")
+    raise InvalidConfigError(f"unknown stem {stem!r}")
   make = basic_block if block == "basic" else bottleneck_block
   for stage, (count, planes) in enumerate(zip(layers, widths)):
     for i in range(count):

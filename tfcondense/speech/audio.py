@@ -49,7 +49,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from tfcondense.errors import InvalidConfigError, SourceUnavailableError, check_choice
+from tfcondense.errors import BadFileError, InvalidConfigError, SourceUnavailableError, check_choice
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
@@ -114,7 +114,7 @@ def read_wav(path: str) -> Wav:
 def decode_wav_bytes(blob: bytes) -> Wav:
   """Decodes the bytes of a WAV file; raises ValueError saying what is wrong."""
   if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
-    raise ValueError("not a RIFF/WAVE file" if blob else "empty file (0 bytes)")
+    raise BadFileError("not a RIFF/WAVE file" if blob else "empty file (0 bytes)")
   fmt = None
   data = None
   pos = 12
@@ -129,19 +129,19 @@ def decode_wav_bytes(blob: bytes) -> Wav:
       break
     pos += 8 + size + (size & 1)
   if fmt is None or len(fmt) < 16:
-    raise ValueError("no valid 'fmt ' chunk")
+    raise BadFileError("no valid 'fmt ' chunk")
   if data is None:
-    raise ValueError("no 'data' chunk")
+    raise BadFileError("no 'data' chunk")
   tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt[:16])
   if tag == _EXTENSIBLE:
     if len(fmt) < 26:
-      raise ValueError("truncated WAVE_FORMAT_EXTENSIBLE header")
+      raise BadFileError("truncated WAVE_FORMAT_EXTENSIBLE header")
     (tag,) = struct.unpack("<H", fmt[24:26])
   if channels < 1 or rate < 1:
-    raise ValueError(f"bad header: {channels} channels at {rate} Hz")
+    raise BadFileError(f"bad header: {channels} channels at {rate} Hz")
   width = bits // 8
   if bits % 8 or block != channels * width:
-    raise ValueError(f"unsupported sample layout ({bits} bits, block {block})")
+    raise BadFileError(f"unsupported sample layout ({bits} bits, block {block})")
   frames = len(data) // block
   raw = data[:frames * block]
   if tag == _PCM and width == 1:
@@ -157,9 +157,9 @@ def decode_wav_bytes(blob: bytes) -> Wav:
   elif tag == _FLOAT and width in (4, 8):
     x = np.frombuffer(raw, "<f4" if width == 4 else "<f8").astype(np.float32)
     if not np.all(np.isfinite(x)):
-      raise ValueError("non-finite float samples")
+      raise BadFileError("non-finite float samples")
   else:
-    raise ValueError(f"unsupported WAV encoding (format tag {tag}, {bits} bits); "
+    raise BadFileError(f"unsupported WAV encoding (format tag {tag}, {bits} bits); "
                      "convert it to 16-bit PCM")
   return Wav(x.reshape(frames, channels), int(rate))
 
