@@ -65,8 +65,9 @@ _DSA_STRATEGY = flags.DEFINE_string(
 _PROTOCOL = flags.DEFINE_enum("protocol", "cpu", ["paper", "cpu", "light", "quick", "smoke"],
                               "paper = 1000 epochs (IDC/DC-BENCH); cpu = 400 epochs "
                               "within 1000-3200 steps; light = cpu's length with random "
-                              "crop + flip and no CutMix (a plain Keras recipe); quick = 300 steps; smoke = 4 steps "
-                              "(tests). Every row records the exact recipe.")
+                              "crop + flip and no CutMix (a plain Keras recipe); quick = "
+                              "300 steps; smoke = 4 steps (tests). Every row records the "
+                              "exact recipe.")
 _STEPS = flags.DEFINE_integer("steps", None, "Override the protocol's number of SGD steps.")
 _PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],
                                "Override the protocol's precision (mixed_bfloat16: about "
