@@ -14,8 +14,11 @@ each cluster centre, which covers the class evenly:
   candidates nearest the centres become the class's real batch (`batch`) until the
   next refresh. The candidate subset bounds the cost: embedding all 6,000 images of
   a Fashion-MNIST class every 10 iterations would about double an inner iteration on
-  two CPU cores (REFERENCE.md section 5); the measured overhead of the defaults is in
-  BENCHMARKS.md ("Fast IDC").
+  two CPU cores (REFERENCE.md section 5). Measured (`benchmarks/fast_idc.py --parts
+  overhead`, `clustering_overhead` in benchmarks/results/fast_idc.json; Fashion-MNIST
+  IPC 10, factor 2, 64 representatives, 2-core AMD EPYC): one refresh of 256
+  candidates per class takes 1.9 s against 8.3 s for one inner iteration, 2.3 % at
+  one refresh every 10 iterations (128: 1.3 %, 512: 4.4 %).
 * `init="kmeans"` (registered in `tfcondense.synthetic.INITS` on import): the stored
   images start from the k-means medoids of each class (packed into tiles as `mix`
   does for a formation with tiles), in the features of a freshly initialised network.
@@ -60,6 +63,10 @@ class RepresentativeBatches:
     candidates: real images per class embedded and clustered per refresh.
     seed: the run's seed; refresh number `step` folds it in.
     max_iter: k-means iterations (n_init 1).
+    threads: OpenMP / BLAS threads of the clustering (threadpoolctl). One by default:
+      beside TensorFlow's thread pools on the 2-core machine, scikit-learn's default
+      (all cores, spinning) made a refresh of 256 candidates per class take 40 s
+      instead of 1.9 s (`benchmarks/fast_idc.py --parts overhead`).
 
   Attributes:
     indices: int64 [num_classes, per_class] variable of rows of `real.images`; a
@@ -67,7 +74,7 @@ class RepresentativeBatches:
   """
 
   def __init__(self, real, embed: Callable, per_class: int, candidates: int, seed: int,
-               max_iter: int = 100):
+               max_iter: int = 100, threads: Optional[int] = 1):
     if candidates < 1 or per_class < 1:
       raise InvalidConfigError(
           f"representative matching needs candidates and per_class >= 1, got {candidates}, "
@@ -76,6 +83,7 @@ class RepresentativeBatches:
     self.per_class = int(per_class)
     self.candidates = int(candidates)
     self.max_iter = int(max_iter)
+    self.threads = threads
     self._seed = tf.constant([int(seed), SALT_CANDIDATES], tf.int64)
     self._kmeans_seed = int(seed)
     self.indices = tf.Variable(tf.zeros([real.num_classes, self.per_class], tf.int64),
@@ -96,15 +104,17 @@ class RepresentativeBatches:
              for c in range(self.real.num_classes)]
     x = self.real.normalize(tf.gather(self.real.images, tf.concat(cands, 0)))
     feats = self._embed(x).numpy()
+    from threadpoolctl import threadpool_limits  # pylint: disable=g-import-not-at-top
     out = np.zeros([self.real.num_classes, self.per_class], np.int64)
     start = 0
-    for c, cand in enumerate(cands):
-      cand = cand.numpy()
-      f = feats[start:start + len(cand)]
-      start += len(cand)
-      state = base.fresh_seed(self._kmeans_seed, SALT_KMEANS, step * 1000 + c)
-      pick = medoids(f, self.per_class, state, self.max_iter)
-      out[c] = np.resize(cand[pick], self.per_class)
+    with threadpool_limits(self.threads):
+      for c, cand in enumerate(cands):
+        cand = cand.numpy()
+        f = feats[start:start + len(cand)]
+        start += len(cand)
+        state = base.fresh_seed(self._kmeans_seed, SALT_KMEANS, step * 1000 + c)
+        pick = medoids(f, self.per_class, state, self.max_iter)
+        out[c] = np.resize(cand[pick], self.per_class)
     self.indices.assign(out)
 
   def batch(self, c) -> tf.Tensor:
