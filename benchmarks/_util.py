@@ -22,6 +22,21 @@ def machine() -> dict:
   return dict(hardware.machine(), date=datetime.date.today().isoformat())
 
 
+def shipped_configs(folder: str, wanted=None) -> list:
+  """The artifact configs (sub-folders with a meta.json) of `folder`, sorted; only
+  `wanted` ones if given, refusing names that are not there."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  configs = sorted(d for d in os.listdir(folder)
+                   if os.path.isfile(os.path.join(folder, d, "meta.json"))) \
+      if os.path.isdir(folder) else []
+  if wanted:
+    unknown = sorted(set(wanted) - set(configs))
+    if unknown:
+      raise app.UsageError(f"no artifact for {unknown} in {folder}; there: {configs}")
+    configs = [c for c in configs if c in wanted]
+  return configs
+
+
 def write_json(name: str, payload: dict) -> str:
   """Atomically writes benchmarks/results/<name>, keeping the file's `superseded_rows`.
 

@@ -46,13 +46,7 @@ def main(argv):
   from tfcondense import interop  # pylint: disable=g-import-not-at-top
   from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
 
-  configs = sorted(d for d in os.listdir(SHIPPED)
-                   if os.path.isfile(os.path.join(SHIPPED, d, "meta.json")))
-  if _CONFIGS.value:
-    unknown = sorted(set(_CONFIGS.value) - set(configs))
-    if unknown:
-      raise app.UsageError(f"no shipped artifact for {unknown}; shipped: {configs}")
-    configs = [c for c in configs if c in _CONFIGS.value]
+  configs = _util.shipped_configs(SHIPPED, _CONFIGS.value)
   path = os.path.join(_util.RESULTS, OUT)
   rows = []
   if os.path.exists(path):

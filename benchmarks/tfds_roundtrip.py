@@ -42,16 +42,9 @@ def main(argv):
 
   source = data.load_source("fashion_mnist")
   data_dir = os.path.join(HERE, "cache", "tfds_roundtrip")
-  configs = sorted(d for d in os.listdir(PREBUILT)
-                   if os.path.isfile(os.path.join(PREBUILT, d, "meta.json"))) \
-      if os.path.isdir(PREBUILT) else []
+  configs = _util.shipped_configs(PREBUILT, _CONFIGS.value)
   if not configs:
     print(f"no prebuilt artifacts in {PREBUILT}; nothing to check")
-  if _CONFIGS.value:
-    unknown = sorted(set(_CONFIGS.value) - set(configs))
-    if unknown:
-      raise app.UsageError(f"no prebuilt artifact for {unknown}; prebuilt: {configs}")
-    configs = [c for c in configs if c in _CONFIGS.value]
   out_path = os.path.join(_util.RESULTS, _OUT)
   rows = []
   if os.path.exists(out_path):
