@@ -17,6 +17,11 @@ def test_named_protocols_and_overrides():
   assert ev.get_protocol("paper").total_steps(400) == 1000 * 7  # ceil(400/64) per epoch
   assert ev.get_protocol("paper").total_steps(10) == 1000  # batch capped at the set size
   assert ev.get_protocol("cpu", steps=12).total_steps(400) == 12
+  # cpu grows with the set between 1,000 and 3,200 steps; a given length replaces that.
+  assert [ev.get_protocol("cpu").total_steps(n) for n in (10, 100, 400, 500, 2000)] == [
+      1000, 1000, 2800, 3200, 3200]
+  assert ev.get_protocol("cpu", epochs=5).total_steps(400) == 35
+  assert ev.get_protocol("cpu", epochs=5, min_steps=50).total_steps(400) == 50
   with pytest.raises(InvalidConfigError, match="known: paper, cpu"):
     ev.get_protocol("fast")
 

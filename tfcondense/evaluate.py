@@ -214,13 +214,14 @@ def get_protocol(protocol: Union[str, Protocol], **overrides) -> Protocol:
           f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     protocol = PROTOCOLS[protocol]
   overrides = {k: v for k, v in overrides.items() if v is not None}
-  # A fixed step count replaces an epoch-based length (and its bounds), and epochs
-  # replace a fixed step count: `get_protocol("cpu", steps=12)` trains 12 steps.
-  if "steps" in overrides and "epochs" not in overrides:
-    overrides.update(epochs=None, min_steps=overrides.get("min_steps"),
-                     max_steps=overrides.get("max_steps"))
-  elif "epochs" in overrides and "steps" not in overrides:
-    overrides["steps"] = None
+  # A length given replaces the protocol's whole length rule: `get_protocol("cpu",
+  # steps=12)` trains 12 steps and `get_protocol("cpu", epochs=5)` 5 epochs, without
+  # cpu's floor and ceiling unless they are given too.
+  if ("steps" in overrides) != ("epochs" in overrides):
+    overrides.setdefault("steps", None)
+    overrides.setdefault("epochs", None)
+    overrides.setdefault("min_steps", None)
+    overrides.setdefault("max_steps", None)
   if "precision" in overrides:
     overrides["precision"] = hardware.resolve_precision(overrides["precision"])
   return dataclasses.replace(protocol, **overrides) if overrides else protocol
