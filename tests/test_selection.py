@@ -87,7 +87,7 @@ def test_in_memory_embedding_cache_is_bounded(monkeypatch):
     return np.full((4, 2), seed, np.float32)
 
   monkeypatch.setattr(selection, "_train_and_embed", fake_train)
-  monkeypatch.setattr(selection, "_EMBED_CACHE", type(selection._EMBED_CACHE)())
+  monkeypatch.setattr(selection, "_EMBED_CACHE", {})
   src = quadrant_source(n_per_class=1)
   for seed in (1, 2, 1, 3):  # 1 is used again while still cached, then 2 is evicted
     selection.embeddings(src, seed=seed)

@@ -9,10 +9,9 @@ embedding best matches the class mean, in the same embedding.
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from tfcondense.methods.base import SELECTION
 
 # Embeddings kept in memory, newest last; Fashion-MNIST's is about 490 MB, so the
 # cache keeps at most _EMBED_CACHE_SIZE of them (the disk cache, `cache_dir`, keeps all).
-_EMBED_CACHE: "collections.OrderedDict[str, np.ndarray]" = collections.OrderedDict()
+_EMBED_CACHE: Dict[str, np.ndarray] = {}
 _EMBED_CACHE_SIZE = 2
 
 
@@ -66,10 +65,10 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
     feats = fileio.load_npy(path)
   if feats is None:
     feats = _train_and_embed(source, seed, model, epochs, show_progress)
-  _EMBED_CACHE[key] = feats
-  _EMBED_CACHE.move_to_end(key)
+  _EMBED_CACHE.pop(key, None)
+  _EMBED_CACHE[key] = feats  # newest last: dicts keep insertion order
   while len(_EMBED_CACHE) > _EMBED_CACHE_SIZE:
-    _EMBED_CACHE.popitem(last=False)
+    del _EMBED_CACHE[next(iter(_EMBED_CACHE))]
   if path and not fileio.exists(path):
     atomic.write_bytes(path, fileio.npy_bytes(feats))
   return feats
