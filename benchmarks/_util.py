@@ -8,7 +8,6 @@ import os
 from absl import logging
 
 from tfcondense import atomic
-from tfcondense import fileio
 from tfcondense import hardware
 
 # Checkpoint saves log at INFO through absl; benchmark output should be the figures.
@@ -44,12 +43,8 @@ def write_json(name: str, payload: dict) -> str:
   says why in `superseded_because`); the scripts never read them as done, and they
   stay in the file for the record that BENCHMARKS.md quotes.
   """
-  path = os.path.join(RESULTS, name)
-  if "superseded_rows" not in payload and fileio.exists(path):
-    old = fileio.read_json(path).get("superseded_rows")
-    if old:
-      payload = dict(payload, superseded_rows=old)
-  return write_json_to(path, payload)
+  return atomic.write_json_keeping(os.path.join(RESULTS, name), payload,
+                                   keep=("superseded_rows",), sort_keys=False)
 
 
 def write_json_to(path: str, payload: dict) -> str:

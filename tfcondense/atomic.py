@@ -135,6 +135,16 @@ def write_json(path: str, obj: Any, sort_keys: bool = True) -> str:
   return fileio.abspath(path)
 
 
+def write_json_keeping(path: str, obj: dict, keep: Sequence[str],
+                       sort_keys: bool = True) -> str:
+  """`write_json(path, obj)`, carrying over the keys `keep` of the file already at `path`
+  (where `obj` does not set them), e.g. a results file's `superseded_rows`."""
+  if fileio.exists(path):
+    old = fileio.read_json(path)
+    obj = dict(obj, **{k: old[k] for k in keep if k in old and k not in obj})
+  return write_json(path, obj, sort_keys=sort_keys)
+
+
 def write_text(path: str, text: str) -> str:
   """Writes `text` (UTF-8) to `path`; returns the absolute path (or URL)."""
   with replacing(path, os.path.splitext(path)[1]) as tmp:

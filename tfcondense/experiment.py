@@ -57,12 +57,8 @@ def write_rows(path: str, rows: Sequence[Dict[str, Any]], header: Dict[str, Any]
   The file's `superseded_rows` (rows of older protocol versions, see
   `supersede_old_rows`) are kept.
   """
-  payload: Dict[str, Any] = {"header": header, "rows": list(rows)}
-  if fileio.exists(path):
-    old = fileio.read_json(path).get("superseded_rows")
-    if old:
-      payload["superseded_rows"] = old
-  atomic.write_json(path, payload, sort_keys=False)
+  atomic.write_json_keeping(path, {"header": header, "rows": list(rows)},
+                            keep=("superseded_rows",), sort_keys=False)
 
 
 def supersede_old_rows(path: str, protocol_names: Iterable[str]) -> int:
