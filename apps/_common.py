@@ -179,6 +179,28 @@ def define_strategy_flags() -> None:
                      "by the strategy's health check within about a minute).")
 
 
+def define_imports_flag() -> None:
+  """Defines --imports (modules to import first: they register their own methods)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.disclaim_key_flags()
+  flags.DEFINE_list("imports", [],
+                    "Python modules to import before anything else, e.g. my_methods: a "
+                    "module that registers a method of its own (the project's README, "
+                    "'Adding a method') makes it known to --method.")
+
+
+def import_modules() -> None:
+  """Imports the --imports modules; one that cannot be imported is a one-line error."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+  for name in flags.FLAGS.imports:
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise InvalidConfigError(f"--imports {name}: cannot import it ({e})") from e
+
+
 def make_cluster():
   """The `tfcondense.cluster.Cluster` the strategy flags ask for; call it before any
   other TensorFlow work (logical devices and collectives must come first)."""

@@ -1,4 +1,5 @@
-r"""Condense a dataset with a synthesis method (IDC, IDC-I, DM, DC, DSA, KIP, MTT), resumably.
+r"""Condense a dataset with any method (IDC, IDC-I, DM, DC, DSA, KIP, MTT; or select with
+Random, Herding, K-Center), resumably.
 
 Example (about 10 minutes on the 2-core CPU machine):
 
@@ -28,7 +29,6 @@ import os
 from absl import flags
 
 from . import _common
-from tfcondense import atomic
 
 _SOURCE = flags.DEFINE_string("source", "fashion_mnist",
                               "Data source (fashion_mnist, digits, mnist, cifar10, cifar100, "
@@ -37,7 +37,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the source's files are.
 _LIMIT = flags.DEFINE_integer("limit_per_class", None,
                               "Use only the first N training images per class (smoke runs).")
 _METHOD = flags.DEFINE_string("method", "idc",
-                              "Synthesis method: idc, idc_i, dm, dm_mf, dc, dsa, kip, mtt.")
+                              "Any method: synthesis (idc, idc_i, dm, dm_mf, dc, dsa, kip, "
+                              "mtt) or selection (random, herding, kcenter), or one a module "
+                              "of --imports registers.")
 _IPC = flags.DEFINE_integer("ipc", 10, "Stored images per class (the storage budget).")
 _FACTOR = flags.DEFINE_integer("factor", None,
                                "Multi-formation factor f (idc default 2, idc_i 1): each stored "
@@ -103,6 +105,7 @@ _EVAL_PRECISION = flags.DEFINE_enum("eval_precision", None, ["float32", "mixed_b
 _DETERMINISTIC = flags.DEFINE_bool("deterministic", False,
                                    "Enable TF op determinism (bit-identical resumes).")
 _common.define_strategy_flags()
+_common.define_imports_flag()
 
 
 def _parse_sets(items):
@@ -127,14 +130,18 @@ def main(argv):
   _common.quiet_tensorflow()
   cluster = _common.make_cluster()  # before any other TensorFlow work
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
   from tfcondense import engine  # pylint: disable=g-import-not-at-top
   from tfcondense import errors  # pylint: disable=g-import-not-at-top
+  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
 
+  _common.import_modules()
   if _DETERMINISTIC.value:
     tf.config.experimental.enable_op_determinism()
   # Every flag is checked before any data is read or any file written.
+  kind = api.kind(_METHOD.value)
   if not _WORKDIR.value and not _ARTIFACT.value:
     raise errors.InvalidConfigError("give --workdir (resumable) or --artifact_dir")
   for path in (_WORKDIR.value, _ARTIFACT.value):
@@ -153,13 +160,18 @@ def main(argv):
                    outer_iterations=_OUTER.value, inner_iterations=_INNER.value,
                    iterations=_ITERS.value,
                    lr_img=_LR_IMG.value, metric=_METRIC.value, precision=_PRECISION.value,
-                   model=_MODEL.value, seed=_SEED.value, pretrain_steps=_PRETRAIN.value,
+                   model=_MODEL.value, pretrain_steps=_PRETRAIN.value,
                    pretrained=tuple(_PRETRAINED.value) if _PRETRAINED.value else None)
   overrides = {k: v for k, v in overrides.items() if v is not None}
+  if kind == "selection" and overrides:
+    raise errors.InvalidConfigError(
+        f"{_METHOD.value} is a selection method: --{', --'.join(sorted(overrides))} "
+        "configure synthesis methods (give its own options with --set key=value)")
   overrides.update(_parse_sets(_SET.value))
-  condense_lib.make_config(_METHOD.value, _SOURCE.value, _IPC.value, **overrides)  # checks
-  if _EVALUATE.value:
-    _protocol(_SOURCE.value)  # an unknown protocol or precision fails now, not after the run
+  if kind == "synthesis":
+    condensation.make_config(_METHOD.value, _SOURCE.value, _IPC.value, seed=_SEED.value,
+                             **overrides)  # checks every field now
+  protocol = _protocol(_SOURCE.value) if _EVALUATE.value else None  # fails now if bad
   kwargs = {"limit_per_class": _LIMIT.value} if _LIMIT.value else {}
   if _DATA_DIR.value:
     kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
@@ -167,59 +179,51 @@ def main(argv):
   if cluster.distributed:
     print(f"strategy {cluster.describe()}")
   cache = "cache" if cluster.is_chief else f"cache-worker{cluster.worker_index}"
-  res = condense_lib.condense(_METHOD.value, source, _IPC.value, options=options,
-                              artifact_dir=_ARTIFACT.value,
-                              init_options={"cache_dir": os.path.join(_WORKDIR.value, cache)}
-                              if _WORKDIR.value else None, cluster=cluster, **overrides)
-  if not cluster.is_chief:  # the chief reports and writes; evaluation is shared below
-    if _EVALUATE.value:
-      _evaluate(res, source, cluster)
-    print(f"worker {cluster.worker_index}: {res.run.steps}/{res.run.total_steps} iterations "
-          "done; the chief prints the results")
+  init_options = ({"cache_dir": os.path.join(_WORKDIR.value, cache)}
+                  if _WORKDIR.value and kind == "synthesis" else None)
+  res = api.condense(_METHOD.value, source, _IPC.value, seed=_SEED.value, options=options,
+                     artifact_dir=_ARTIFACT.value, init_options=init_options,
+                     cluster=cluster, evaluate=protocol, repetitions=_REPS.value,
+                     **overrides)
+  if not cluster.is_chief:  # the chief reports and writes
+    print(f"worker {cluster.worker_index}: done; the chief prints the results")
     return
   meta = res.artifact.meta
   run = res.run
-  session = (f"last loss {run.last_loss:.4g}" if run.last_loss is not None
-             else "no iteration run this session")
-  if run.warmup_seconds is not None:
-    session += f"; {run.warmup_seconds:.0f} s of this session went to tracing"
-  print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
-        f"{run.steps}/{run.total_steps} iterations in {run.seconds / 60:.1f} min "
-        f"({run.stopped}{', resumed at ' + str(run.resumed_from) if run.resumed_from else ''})"
-        f", {session}")
-  for field, before, after in run.changes:
-    print(f"changed on resume: {field} {before} -> {after} (recorded in config.json)")
-  st = meta["storage"]
-  print(f"storage: {st['stored_images']} stored images ({st['stored_pixels']} pixels"
-        f"{', ' + str(st['parameters']) + ' formation weights' if st['parameters'] else ''}, "
-        f"{st['stored_bytes'] / 1024:.0f} KiB) -> {st['formed_images']} formed images")
+  if run is None:
+    print(f"{meta['method']} {source.name} ipc {meta['ipc']}: selected "
+          f"{len(res.artifact.images)} images in {meta['budget']['seconds']:.1f} s")
+  else:
+    session = (f"last loss {run.last_loss:.4g}" if run.last_loss is not None
+               else "no iteration run this session")
+    if run.warmup_seconds is not None:
+      session += f"; {run.warmup_seconds:.0f} s of this session went to tracing"
+    resumed = f", resumed at {run.resumed_from}" if run.resumed_from else ""
+    print(f"{meta['method']} {source.name} ipc {meta['ipc']} factor {meta['factor']}: "
+          f"{run.steps}/{run.total_steps} iterations in {run.seconds / 60:.1f} min "
+          f"({run.stopped}{resumed}), {session}")
+    for field, before, after in run.changes:
+      print(f"changed on resume: {field} {before} -> {after} (recorded in config.json)")
+    st = meta["storage"]
+    print(f"storage: {st['stored_images']} stored images ({st['stored_pixels']} pixels"
+          f"{', ' + str(st['parameters']) + ' formation weights' if st['parameters'] else ''}"
+          f", {st['stored_bytes'] / 1024:.0f} KiB) -> {st['formed_images']} formed images")
   if res.artifact_dir:
     print(f"artifact: {res.artifact_dir}")
     print(f"grid: {res.grid_png}" + (f"  formed: {res.formed_png}" if res.formed_png else ""))
-  if _EVALUATE.value:
-    result = _evaluate(res, source, cluster)
-    print(f"evaluation: {result}")
+  if res.evaluation is not None:
+    print(f"protocol {protocol.describe()}")
+    print(experiment.format_table([experiment.make_row(
+        f"{meta['method']}@{meta['ipc']}", meta, source, res.evaluation)]))
     if res.artifact_dir:
-      atomic.write_json(os.path.join(res.artifact_dir, "evaluation.json"),
-                        dict(result.as_dict(), seed=_SEED.value, source=source.name),
-                        sort_keys=False)
+      print(f"evaluation written to {os.path.join(res.artifact_dir, 'evaluation.json')}")
 
 
 def _protocol(source_name):
   """The --evaluate protocol for `source_name`."""
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   return ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value,
                          augmentation=ev.default_augmentation(source_name))
-
-
-def _evaluate(res, source, cluster):
-  """--evaluate: the repetitions spread over the workers (all of them call this)."""
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
-  from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
-  protocol = _protocol(source.name)
-  fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
-  return ev.evaluate(fx, fy, source, protocol=protocol, repetitions=_REPS.value,
-                     seed=_SEED.value, cluster=cluster)
 
 
 def run():

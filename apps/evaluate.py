@@ -41,9 +41,16 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "Where the source's files are (idx folder, TFDS data_dir or "
                                 "image folder root, depending on the source).")
 _METHOD = flags.DEFINE_list("method", ["kcenter", "random"],
-                            "Comma-separated selection methods (random, herding, kcenter) "
-                            "and/or 'full' for the whole training set. Ignored when only "
-                            "--artifact is given.")
+                            "Comma-separated methods: selection (random, herding, kcenter), "
+                            "synthesis (idc, idc_i, dm, dm_mf, dc, dsa, kip, mtt; they need "
+                            "--minutes or --max_steps), one a module of --imports "
+                            "registers, and/or 'full' for the whole training set. Ignored "
+                            "when only --artifact is given.")
+_MINUTES = flags.DEFINE_float("minutes", None,
+                              "Wall-clock budget of each synthesis method's condensation "
+                              "(resumable under --save_artifacts).")
+_MAX_STEPS = flags.DEFINE_integer("max_steps", None,
+                                  "Step budget of each synthesis method's condensation.")
 _ARTIFACT = flags.DEFINE_list("artifact", [],
                               "Artifact directories (images.npy, labels.npy, meta.json) to "
                               "evaluate instead of / besides --method.")
@@ -113,6 +120,7 @@ _SOFT_LOSS = flags.DEFINE_enum("soft_loss", None, ["ce", "kl"],
 _ZCA = flags.DEFINE_bool("zca", False, "The imported images are ZCA-whitened (recorded; "
                          "such sets are imported but not evaluated).")
 _common.define_strategy_flags()
+_common.define_imports_flag()
 
 
 def _positive(flag: str, value, what: str) -> None:
@@ -153,6 +161,9 @@ def _check_flags() -> list[int]:
   _positive("--epochs", _EPOCHS.value, "epochs")
   _positive("--repetitions", _REPS.value, "models per set")
   _positive("--limit_per_class", _LIMIT.value, "images per class")
+  _positive("--max_steps", _MAX_STEPS.value, "steps")
+  if _MINUTES.value is not None and _MINUTES.value <= 0:
+    raise InvalidConfigError(f"--minutes must be positive, got {_MINUTES.value}")
   ipcs = []
   for text in _IPC.value:
     try:
@@ -196,7 +207,7 @@ def _evaluate_soft_sets(source, dirs, protocol, header) -> list:
   """Evaluates artifacts with soft labels on them (rows keyed `soft:<dir name>`),
   skipping rows --output already holds; appends to --output."""
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
   from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
   from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
@@ -233,9 +244,18 @@ def main(argv):
   _common.quiet_tensorflow()
   cluster = _common.make_cluster()  # before any other TensorFlow work
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
+  from tfcondense import methods  # pylint: disable=g-import-not-at-top
+  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
 
+  _common.import_modules()
+  method_names = _METHOD.value if flags.FLAGS["method"].present or not _given() else []
+  synthesis = [m for m in method_names
+               if m != experiment.FULL and methods.kind(m) == "synthesis"]  # unknown: error
+  if synthesis and _MINUTES.value is None and _MAX_STEPS.value is None:
+    raise InvalidConfigError(f"synthesis method {synthesis[0]} needs a budget: --minutes "
+                             "or --max_steps (its full schedule takes hours to days)")
   kwargs = {"limit_per_class": _LIMIT.value} if _LIMIT.value else {}
   if _DATA_DIR.value:
     kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
@@ -253,8 +273,9 @@ def main(argv):
   # With --artifact / --import alone, only those sets are evaluated.
   given = _ARTIFACT.value + _import_sets(source.name)
   with_soft = [d for d in given if _has_soft_labels(d)]
-  method_names = _METHOD.value if flags.FLAGS["method"].present or not given else []
-  cells = [experiment.Cell(m, None if m == experiment.FULL else i)
+  cells = [experiment.Cell(m, None if m == experiment.FULL else i,
+                           **(dict(minutes=_MINUTES.value, max_steps=_MAX_STEPS.value)
+                              if m in synthesis else {}))
            for i in ipcs for m in method_names
            if m != experiment.FULL or i == ipcs[0]]
   cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in given
@@ -273,6 +294,11 @@ def main(argv):
   print(experiment.format_table(rows))
   if _OUTPUT.value:
     print(f"rows written to {os.path.abspath(_OUTPUT.value)}")
+
+
+def _given() -> bool:
+  """Whether sets to evaluate are given (--artifact or --import)."""
+  return bool(_ARTIFACT.value or _IMPORT.value)
 
 
 def _has_soft_labels(artifact_dir: str) -> bool:

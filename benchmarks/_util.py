@@ -54,16 +54,17 @@ def write_json_to(path: str, payload: dict) -> str:
 
 def condense_for_minutes(method: str, source, ipc: int, workdir: str, minutes: float,
                          precision: str, artifact_dir: str | None = None, **overrides):
-  """`tfcondense.condense.condense` for a wall-clock budget of `minutes` (summed over
+  """`tfcondense.condense` for a wall-clock budget of `minutes` (summed over
   resumed sessions), checkpointing every 2 minutes into `workdir`, the artifact in
   `artifact_dir` (default `workdir`/artifact); `precision` applies to the methods whose
   config has one."""
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import engine  # pylint: disable=g-import-not-at-top
   spec = condense_lib.SYNTHESIS.get(method)
   if "precision" in {f.name for f in dataclasses.fields(spec.config_cls)}:
     overrides.setdefault("precision", precision)
-  return condense_lib.condense(
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
+  return api.condense(
       method, source, ipc, options=engine.RunOptions(
           workdir=workdir, minutes=minutes, checkpoint_seconds=120, desc=f"{method}@{ipc}"),
       artifact_dir=artifact_dir or os.path.join(workdir, "artifact"), **overrides)

@@ -40,7 +40,7 @@ _OUT = flags.DEFINE_string("output", "baselines_fashion_mnist.json", "Result fil
 def main(argv):
   del argv
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")

@@ -122,7 +122,7 @@ def _aggregate(runs):
 def main(argv):
   del argv
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   path = os.path.join(_util.RESULTS, OUT)
   runs = []
   if os.path.exists(path):

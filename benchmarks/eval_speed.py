@@ -39,11 +39,11 @@ _ACC_REPS = flags.DEFINE_integer("accuracy_repetitions", 3,
 def main(argv):
   del argv
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
-  from tfcondense import methods  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
-  art = methods.select("random", source, ipc=40, seed=0)
+  art = api.condense("random", source, ipc=40, seed=0).artifact
   trainers = {}
   for precision in _PRECISIONS.value:
     protocol = ev.get_protocol("paper", augmentation=_AUG.value, precision=precision)

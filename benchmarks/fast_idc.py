@@ -81,7 +81,7 @@ _BEST_POINTS = flags.DEFINE_list("best_points", ["1000", "2000"],
 _BASE_IPCS = flags.DEFINE_list("baseline_ipcs", ["1", "10", "50"], "IPCs of the baselines.")
 _DM_ITERS = flags.DEFINE_integer("dm_iterations", 2000, "DM iterations per baseline cell.")
 _PROTOCOL = flags.DEFINE_string("protocol", "paper",
-                                "Reference evaluation protocol (tfcondense.evaluate).")
+                                "Reference evaluation protocol (tfcondense.evaluation).")
 _LIGHT = flags.DEFINE_string("light_protocol", "light",
                              "Protocol reported beside it at final points ('' : none).")
 _REPS_BETWEEN = flags.DEFINE_integer("reps_between", 2, "Repetitions at intermediate points.")
@@ -262,7 +262,7 @@ def plot(results, settings) -> None:
 def evaluate_cell(results, settings, source, cell, images, labels, reps, minutes=None):
   """Evaluates `cell` for the repetitions not yet recorded (one record per repetition);
   `minutes`: the set's making time where no condensation record holds it."""
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   todo = [r for r in range(reps) if not results.done(cell, r)]
   if not todo:
     return
@@ -304,7 +304,7 @@ class Condensation:
 
   def __init__(self, settings, source, method: str, arm: str, ipc: int, factor: int,
                last_point: int):
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
     self.settings = settings
     self.source = source
     self.method_name, self.arm, self.ipc, self.factor = method, arm, ipc, factor
@@ -323,7 +323,7 @@ class Condensation:
 
   def method(self):
     if self._method is None:
-      from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+      from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
       spec = condense_lib.SYNTHESIS.get(self.method_name)
       self._method = spec.build(self.source, self.config, None)
     return self._method
@@ -389,8 +389,7 @@ def best_arm(results, settings) -> str:
 
 
 def run_baselines(results, settings, source):
-  from tfcondense import methods  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
   from tfcondense import engine  # pylint: disable=g-import-not-at-top
   for ipc in settings.base_ipcs:
     for name in ("random", "kcenter"):
@@ -399,8 +398,8 @@ def run_baselines(results, settings, source):
       if all(results.done(c, i) for c, r in cells for i in range(r)):
         continue
       t0 = time.perf_counter()
-      art = methods.select(name, source, ipc, seed=_SEED.value,
-                           cache_dir=os.path.join(HERE, "cache"))
+      art = api.condense(name, source, ipc, seed=_SEED.value,
+                         cache_dir=os.path.join(HERE, "cache")).artifact
       minutes = round((time.perf_counter() - t0) / 60, 2)
       for c, r in cells:
         evaluate_cell(results, settings, source, c, art.images, art.labels, r, minutes)
@@ -416,7 +415,7 @@ def run_baselines(results, settings, source):
         overrides.update(model_pool=settings.pool_size, pool_epochs=settings.pool_epochs,
                          pool_dir=settings.pool_dir)
       name = _run_name(method, arm, ipc, factor)
-      res = condense_lib.condense(method, source, ipc, options=engine.RunOptions(
+      res = api.condense(method, source, ipc, options=engine.RunOptions(
           workdir=os.path.join(settings.cache, name), checkpoint_seconds=120, desc=name),
           **overrides)
       from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
@@ -429,7 +428,7 @@ def run_baselines(results, settings, source):
 def run_overhead(results, settings, source):
   """Seconds of one representative refresh against one inner iteration (IPC 10, f 2)."""
   import statistics  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense.methods import representative  # pylint: disable=g-import-not-at-top
   from tfcondense.models import embedding_model  # pylint: disable=g-import-not-at-top
   cfg = condense_lib.make_config("idc", source.name, 10, factor=2, precision=_PRECISION.value,
@@ -479,7 +478,7 @@ def main(argv):
       budget="curves to %d inner iterations; minutes are all-in (tracing, clustering), "
              "pool apart" % settings.points[-1])
   if "pool" in _PARTS.value or any(p in _PARTS.value for p in ("curves", "best", "baselines")):
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
     cfg = condense_lib.make_config("idc", source.name, _IPC.value, arm="pool",
                                    model_pool=settings.pool_size,
                                    pool_epochs=settings.pool_epochs, precision=_PRECISION.value,

@@ -4,7 +4,7 @@ r"""IDC (factor 2) and IDC-I on Fashion-MNIST at IPC 1 / 10 / 50 under a stated 
   python -m benchmarks.idc_fashion --cells idc@10,idc_i@10
   python -m benchmarks.idc_fashion --paper_cells idc@10  # + the 1000-epoch protocol once
 
-Each cell condenses with `tfcondense.condense` in a workdir under
+Each cell condenses with `tfcondense.condense(...)` in a workdir under
 benchmarks/cache/idc_fashion/ (checkpointed every 2 minutes: kill it at any time and
 run the same command again), for a budget of `--outer` outer iterations x 100 inner
 iterations (the paper: 2000 x 100), matching network in mixed bfloat16; then trains
@@ -67,9 +67,9 @@ def _baselines():
 
 def main(argv):
   del argv
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
   from tfcondense import data, engine, synthetic  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
   out_path = os.path.join(_util.RESULTS, _OUT)
@@ -100,7 +100,7 @@ def main(argv):
       print(f"skip {cell}: already in {out_path}")
       continue
     t0 = time.time()
-    res = condense_lib.condense(
+    res = api.condense(
         method, source, ipc, outer_iterations=_OUTER.value, inner_iterations=100,
         precision=_PRECISION.value,
         options=engine.RunOptions(workdir=workdir, minutes=_MINUTES.value, checkpoint_seconds=120,

@@ -87,9 +87,9 @@ def _plot(rows, path):
 
 def main(argv):
   del argv
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense.bench import init_study  # pylint: disable=g-import-not-at-top
 
   path = os.path.join(_util.RESULTS, _OUT)

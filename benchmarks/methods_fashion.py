@@ -3,7 +3,7 @@ r"""Every method on Fashion-MNIST at IPC 1 / 10 / 50 under the same CPU budget p
   python -m benchmarks.methods_fashion --minutes 20         # hours; resumable
   python -m benchmarks.methods_fashion --methods dm,kip --ipcs 10 --minutes 20
 
-Each synthesis cell condenses with `tfcondense.condense` for `--minutes` of wall-clock
+Each synthesis cell condenses with `tfcondense.condense(...)` for `--minutes` of wall-clock
 work (checkpointed in benchmarks/cache/methods_fashion/, so an interrupted cell resumes
 while that scratch directory lasts and the budget is summed over sessions; time nothing
 else beside it), keeps the finished set in the repository under
@@ -69,7 +69,7 @@ def main(argv):
   del argv
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data, synthetic  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import hardware  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")

@@ -42,7 +42,7 @@ def main(argv):
   del argv
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import interop  # pylint: disable=g-import-not-at-top
   from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
 

@@ -80,7 +80,7 @@ def _copy_atomic(src_dir, dst_dir, evaluation):
 
 
 def _evaluation_from_row(row, source_file):
-  """evaluation.json fields (tfcondense.evaluate.Result.as_dict()) from a benchmark row."""
+  """evaluation.json fields (tfcondense.evaluation.Result.as_dict()) from a benchmark row."""
   keys = ("acc_mean", "acc_std", "last_mean", "last_std", "best", "last", "protocol",
           "precision", "model", "augmentation", "augmentation_spec", "protocol_version",
           "num_images", "steps", "repetitions")
@@ -94,15 +94,15 @@ def _evaluation_from_row(row, source_file):
 def _selection(method, ipc, source):
   """(artifact dir, evaluation) for a selection baseline, re-selected as baselines.py did."""
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
   row = next((r for r in _rows("baselines_fashion_mnist.json")
               if r["method"] == method and r["ipc"] == ipc and r["protocol"] == "cpu"), None)
   if row is None:
     return None, "no row in baselines_fashion_mnist.json (run benchmarks.baselines)"
   if source is None:
     return "(selected on demand)", None
-  art = methods_lib.select(method, source, ipc, seed=0,
-                           cache_dir=os.path.join(HERE, "cache"), show_progress=False)
+  art = api.condense(method, source, ipc, seed=0, cache_dir=os.path.join(HERE, "cache"),
+                     show_progress=False).artifact
   tmp = tempfile.mkdtemp(prefix="prebuilt-")
   artifact_lib.save_artifact(os.path.join(tmp, "a"), art.images, art.labels, art.meta)
   return os.path.join(tmp, "a"), _evaluation_from_row(
@@ -141,7 +141,7 @@ def _synthesis(method, ipc):
 def _evaluate_shipped(protocol_names):
   """Re-evaluates every shipped config under `protocol_names` (see the module doc)."""
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import experiment  # pylint: disable=g-import-not-at-top
   source = data.load_source("fashion_mnist")
   results = os.path.join(_util.RESULTS, "prebuilt_fashion_mnist.json")

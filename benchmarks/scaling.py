@@ -89,7 +89,7 @@ def _run_role(setup: str, out: str) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
   name, cpus = _SETUP_STRATEGY[setup]
   cluster = cluster_lib.make_cluster(name, cluster_lib.StrategyOptions(logical_cpus=cpus))
-  from tfcondense import condense, data  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense, data  # pylint: disable=g-import-not-at-top
   cfg_d = _config()
   src = data.load_source(cfg_d["source"]["name"], **{
       k: v for k, v in cfg_d["source"].items() if k != "name"})

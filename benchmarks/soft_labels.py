@@ -112,7 +112,7 @@ def _key(cell) -> str:
 
 
 def _protocol(settings: Settings, aug: str):
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   overrides = dict(precision=settings.precision)
   if settings.steps is not None:
     overrides.update(steps=settings.steps, epochs=None)
@@ -144,7 +144,7 @@ def main(argv):
   del argv
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import relabel  # pylint: disable=g-import-not-at-top
   from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
 

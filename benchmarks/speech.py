@@ -91,10 +91,10 @@ def _corpus():
 
 def main(argv):
   del argv
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data, engine, synthetic  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
-  from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import api  # pylint: disable=g-import-not-at-top
   from tfcondense.data import speech as speech_data  # pylint: disable=g-import-not-at-top
 
   init_cells = [(m, int(i)) for m, i in (c.split("@") for c in _INIT_OF.value)]
@@ -150,8 +150,7 @@ def main(argv):
         continue
       if not synthesis:
         t0 = time.time()
-        art = methods_lib.select(method, source, ipc, seed=0,
-                                 cache_dir=_CACHE.value)
+        art = api.condense(method, source, ipc, seed=0, cache_dir=_CACHE.value).artifact
         record(method, ipc, art.images, art.labels, factor=1, budget_minutes=None,
                select_seconds=round(time.time() - t0, 1))
         continue
@@ -168,7 +167,7 @@ def main(argv):
       print(f"skip {method}_init@{ipc}: done")
       continue
     # max_steps=0: the method's own seeded initialisation (the same set its cell starts from).
-    res = condense_lib.condense(method, source, ipc, options=engine.RunOptions(
+    res = api.condense(method, source, ipc, options=engine.RunOptions(
         max_steps=0, show_progress=False))
     fx, fy = synthetic.formed_from_artifact(res.artifact, res.artifact.weights)
     record(f"{method}_init", ipc, fx, fy, factor=res.artifact.factor, budget_minutes=0,

@@ -38,7 +38,7 @@ def main(argv):
   import datasets_builders  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
   data_dir = os.path.join(HERE, "cache", "tfds_roundtrip")

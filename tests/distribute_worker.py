@@ -28,8 +28,8 @@ EVAL = dict(protocol="smoke", seed=0)
 def run(args, cluster):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from fixtures import quadrant_source  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense, engine  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense, engine  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
 
   class Slow(idc.IDC):

@@ -14,7 +14,7 @@ import tensorflow as tf
 tf.config.experimental.enable_op_determinism()
 
 from fixtures import quadrant_source  # noqa: E402
-from tfcondense import condense, engine  # noqa: E402
+from tfcondense import condensation as condense, engine  # noqa: E402
 
 
 def main():

@@ -47,7 +47,7 @@ def test_evaluate_end_to_end_writes_rows_and_artifacts_and_resumes(tmp_path):
   assert "| random | 2 |" in out.stdout
   art = tmp_path / "arts" / "fashion_mnist_random_ipc2"
   assert sorted(os.listdir(art)) == ["evaluation.json", "images.npy", "labels.npy",
-                                     "meta.json"]
+                                     "meta.json", "stored.png"]
   reported = json.loads((art / "evaluation.json").read_text())
   assert reported["acc_mean"] == rows[0]["acc_mean"] and reported["seed"] == 0
   # A second run skips finished cells and evaluates the saved artifact.
@@ -94,7 +94,9 @@ def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
           "--evaluate", "--protocol", "smoke", "--repetitions", "1"]
   out = run_app(*args)
   assert out.returncode == 0, out.stderr
-  assert "2/2 iterations" in out.stdout and "evaluation:" in out.stdout
+  assert "2/2 iterations" in out.stdout
+  table = [line for line in out.stdout.splitlines() if line.startswith("|")]
+  assert table[0].startswith("| method | ipc | images |") and "| idc | 1 | 40 |" in table[2]
   assert "10 stored images" in out.stdout and "-> 40 formed images" in out.stdout
   art = work / "artifact"
   assert {"images.npy", "labels.npy", "meta.json", "stored.png", "formed.png",
@@ -105,6 +107,33 @@ def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
   assert out.returncode == 0, out.stderr
   rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
   assert rows[0]["num_images"] == 40 and rows[0]["method"] == "idc"
+  # The same table as apps.condense printed, and the same set of the same seed.
+  again = [line for line in out.stdout.splitlines() if line.startswith("|")]
+  assert again[:2] == table[:2]
+  assert again[2].split("|")[1:7] == table[2].split("|")[1:7]
+
+
+def test_condense_and_evaluate_take_every_kind_of_method(tmp_path):
+  # A selection method through apps.condense: selected, written, evaluated.
+  out = run_app("apps.condense", "--source", "digits", "--method", "random", "--ipc", "2",
+                "--artifact_dir", str(tmp_path / "r"), "--evaluate", "--protocol", "smoke",
+                "--repetitions", "1")
+  assert out.returncode == 0, out.stderr
+  assert "random digits ipc 2: selected 20 images" in out.stdout
+  assert "| random | 2 | 20 |" in out.stdout
+  assert (tmp_path / "r" / "evaluation.json").exists()
+  # A synthesis method through apps.evaluate needs a budget, then condenses and evaluates;
+  # a method of --imports is known to both.
+  out = run_app("apps.evaluate", "--source", "digits", "--method", "dm", "--ipc", "1",
+                "--protocol", "smoke")
+  assert out.returncode == 2 and "needs a budget: --minutes or --max_steps" in out.stderr
+  out = run_app("apps.evaluate", "--source", "digits", "--method", "dm,toy_first",
+                "--ipc", "1", "--max_steps", "2", "--imports", "tests.toy_methods",
+                "--protocol", "smoke", "--repetitions", "1", "--save_artifacts",
+                str(tmp_path / "s"))
+  assert out.returncode == 0, out.stderr
+  assert "| dm | 1 | 10 |" in out.stdout and "| toy_first | 1 | 10 |" in out.stdout
+  assert (tmp_path / "s" / "digits_dm_ipc1" / "artifact" / "images.npy").exists()
 
 
 def test_condense_dm_with_set_flags(tmp_path):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from fixtures import quadrant_source
 from test_faults import TINY
 from tfcondense import artifact, atomic, engine, experiment, fileio
-from tfcondense import condense as condense_lib
+from tfcondense import condensation as condense_lib
 from tfcondense.bench.store import CellStore
 from tfcondense.errors import WorkdirError
 from tfcondense.methods import idc

@@ -108,7 +108,7 @@ def test_options_that_do_not_apply_and_late_logical_cpus_are_refused():
 def test_learnable_formation_cannot_be_split():
   import tensorflow as tf
   from fixtures import quadrant_source
-  from tfcondense import condense
+  from tfcondense import condensation as condense
   src = quadrant_source()
   cfg = condense.make_config("idc", src.name, 1, formation="learnable", outer_iterations=1,
                              inner_iterations=1)
@@ -158,7 +158,7 @@ def test_multi_worker_two_processes_equal_single_process(tmp_path, mirrored_run)
   # equal to one process evaluating all three (one test image = 2.5 points).
   np.testing.assert_array_equal(chief["best"], worker["best"])
   from fixtures import quadrant_source
-  from tfcondense import evaluate as ev
+  from tfcondense import evaluation as ev
   from distribute_worker import EVAL
   labels = np.repeat(np.arange(4), 2)
   alone = ev.evaluate(np.clip(chief["images"], 0, 1), labels, quadrant_source(), repetitions=3,

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests.fixtures import quadrant_source
-from tfcondense import evaluate as ev
+from tfcondense import evaluation as ev
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
 FAST = ev.Protocol(name="test", epochs=None, steps=40, batch_size=16, num_evals=2,

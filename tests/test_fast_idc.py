@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from fixtures import quadrant_source
-from tfcondense import condense as condense_lib
+from tfcondense import condensation as condense_lib
 from tfcondense import engine
 from tfcondense.data.store import SourceData
 from tfcondense.errors import InvalidConfigError

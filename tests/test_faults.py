@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from fixtures import quadrant_source
 from test_apps import run_app
-from tfcondense import condense as condense_lib
+from tfcondense import condensation as condense_lib
 from tfcondense import engine, formation
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError, NonFiniteLossError,
                                RunInterruptedError, WorkdirError)

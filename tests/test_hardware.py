@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from tfcondense import evaluate as ev
+from tfcondense import evaluation as ev
 from tfcondense import hardware
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import dc, dm, idc
@@ -82,7 +82,7 @@ def test_machine_names_cpu_cores_gpus_and_tensorflow(tmp_path):
 def test_condensed_and_selected_sets_record_the_machine():
   from fixtures import quadrant_source  # pylint: disable=g-import-not-at-top
   from test_faults import TINY  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import engine, methods  # pylint: disable=g-import-not-at-top
   here = hardware.machine()
   assert set(here) == {"cpu", "cores", "gpus", "tensorflow"}

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from fixtures import quadrant_source
-from tfcondense import condense as condense_lib
+from tfcondense import condensation as condense_lib
 from tfcondense import engine, matching
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 from tfcondense.methods import base, idc

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from fixtures import quadrant_source
-from tfcondense import condense as condense_lib
+from tfcondense import condensation as condense_lib
 from tfcondense import engine, kernels
 from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 from tfcondense.methods import kip

@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 
 from fixtures import quadrant_source
-from tfcondense import condense as condense_lib
+from tfcondense import condensation as condense_lib
 from tfcondense import engine
-from tfcondense import evaluate as ev
+from tfcondense import evaluation as ev
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import dc, dm
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tests.fixtures import quadrant_source
 from tfcondense import artifact as artifact_lib
-from tfcondense import evaluate as ev
+from tfcondense import evaluation as ev
 from tfcondense import soft_labels as soft_lib
 from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 from tfcondense.models import build_model

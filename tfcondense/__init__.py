@@ -4,11 +4,13 @@ Importing the package is cheap: submodules (and TensorFlow) load on first use.
 
     import tfcondense as tfc
     source = tfc.load_source("fashion_mnist")
-    art = tfc.select("kcenter", source, ipc=10, seed=0)
-    print(tfc.evaluate(art.images, art.labels, source, protocol="cpu"))
+    res = tfc.condense("kcenter", source, ipc=10, evaluate="cpu")   # selection
+    res = tfc.condense("idc", source, ipc=10, options=tfc.RunOptions(minutes=5))
+    print(tfc.evaluate_artifact(res.artifact, source, protocol="cpu"))
+    print(tfc.evaluate(images, labels, source, protocol="cpu"))  # any images
 
-Synthesis (IDC): `tfcondense.condense.condense("idc", source, ipc=10, ...)`. Condensed
-sets for Keras: `tfc.load("condensed_fashion_mnist/idc_ipc10", split=["train", "test"])`.
+`tfc.method_names()` lists every method, selection and synthesis alike. Condensed sets
+for Keras: `tfc.load("condensed_fashion_mnist/idc_ipc10", split=["train", "test"])`.
 """
 from __future__ import annotations
 
@@ -20,8 +22,12 @@ _LAZY = {
     "load_source": "tfcondense.data",
     "SourceData": "tfcondense.data",
     "build_model": "tfcondense.models",
-    "Protocol": "tfcondense.evaluate",
-    "evaluate": "tfcondense.evaluate",
+    "Protocol": "tfcondense.evaluation",
+    "evaluate": "tfcondense.evaluation",
+    "condense": "tfcondense.api",
+    "CondenseResult": "tfcondense.api",
+    "evaluate_artifact": "tfcondense.api",
+    "method_names": "tfcondense.api",
     "select": "tfcondense.methods",
     "Artifact": "tfcondense.artifact",
     "save_artifact": "tfcondense.artifact",
@@ -37,8 +43,9 @@ _LAZY = {
 }
 
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
-_SUBMODULES = ("atomic", "bench", "cluster", "condense", "continual", "engine", "export",
-               "formation", "interop", "soft_labels", "synthetic")
+_SUBMODULES = ("api", "atomic", "bench", "cluster", "condensation", "continual", "engine",
+               "evaluation", "experiment", "export", "formation", "interop", "soft_labels",
+               "synthetic")
 
 __all__ = ["__version__"] + list(_LAZY) + list(_SUBMODULES)
 

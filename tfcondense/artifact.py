@@ -37,7 +37,7 @@ from tfcondense.errors import CorruptArtifactError, InvalidConfigError, WorkdirE
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 WEIGHTS = "formation.npz"
 SOFT_LABELS = soft_lib.FILE
-#: The evaluation of the set by whoever made it (tfcondense.evaluate.Result.as_dict()
+#: The evaluation of the set by whoever made it (tfcondense.evaluation.Result.as_dict()
 #: plus seed and source); the TFDS builders report it as the set's accuracy.
 EVALUATION = "evaluation.json"
 _REQUIRED_META = ("source", "method", "ipc")

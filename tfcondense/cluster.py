@@ -23,7 +23,7 @@ Stop decisions (the minutes budget) are agreed by an all-reduce, so no worker is
 waiting in a collective. A lost worker surfaces as `WorkerLostError` naming the last
 checkpoint; starting every worker again resumes from it.
 
-Evaluation (`tfcondense.evaluate.evaluate` and `tfcondense.experiment.compare`, each given
+Evaluation (`tfcondense.evaluation.evaluate` and `tfcondense.experiment.compare`, each given
 the Cluster): repetition r and comparison cell i run on worker r mod W (i mod W); the
 results are gathered with `Cluster.gather_by_index`, a collective, so no shared
 filesystem is needed for them.

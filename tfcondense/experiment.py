@@ -10,30 +10,47 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from absl import logging
 
+from tfcondense import api
 from tfcondense import artifact as artifact_lib
 from tfcondense import atomic
-from tfcondense import evaluate as ev
+from tfcondense import engine
+from tfcondense import evaluation as ev
 from tfcondense import fileio
 from tfcondense import methods as methods_lib
 from tfcondense import soft_labels as soft_lib
+from tfcondense.errors import InvalidConfigError
 
 FULL = "full"  # pseudo-method: the whole training set.
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-  """One comparison cell: a method (or an artifact directory) at one IPC."""
+  """One comparison cell: a method (or an artifact directory) at one IPC.
+
+  Attributes:
+    method: any registered method (selection or synthesis), FULL, or "artifact".
+    ipc: images per class (None for FULL and artifacts).
+    artifact_dir: the artifact to evaluate, instead of running a method.
+    name: a stable key for an artifact cell (default: the artifact's absolute path,
+      which differs between checkouts; committed results name their cells instead).
+    minutes: a synthesis method's wall-clock budget (it or `max_steps` is required:
+      the methods' full schedules take hours to days).
+    max_steps: a synthesis method's step budget.
+    config: a synthesis method's config overrides (or a selection method's options),
+      as sorted (field, value) pairs.
+  """
 
   method: str
   ipc: Optional[int]
   artifact_dir: Optional[str] = None
-  # A stable key for an artifact cell (default: the artifact's absolute path, which
-  # differs between checkouts; committed results name their cells instead).
   name: Optional[str] = None
+  minutes: Optional[float] = None
+  max_steps: Optional[int] = None
+  config: Tuple[Tuple[str, Any], ...] = ()
 
   @property
   def key(self) -> str:
@@ -41,7 +58,14 @@ class Cell:
       return self.name
     if self.artifact_dir:
       return f"artifact:{fileio.abspath(self.artifact_dir)}"
-    return f"{self.method}@{self.ipc}" if self.method != FULL else FULL
+    if self.method == FULL:
+      return FULL
+    key = f"{self.method}@{self.ipc}"
+    if self.minutes is not None:
+      key += f"/{self.minutes:g}min"
+    if self.max_steps is not None:
+      key += f"/{self.max_steps}steps"
+    return key + "".join(f"/{k}={v}" for k, v in self.config)
 
 
 def read_rows(path: Optional[str]) -> List[Dict[str, Any]]:
@@ -198,30 +222,59 @@ def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, ar
   elif cell.method == FULL:
     images, labels = source.train_images, source.train_labels
   else:
-    art = methods_lib.select(cell.method, source, cell.ipc, seed=seed,
-                             cache_dir=cache_dir, show_progress=show_progress)
-    images, labels, meta = art.images, art.labels, art.meta
-    if artifacts_root:
-      artifact_lib.save_artifact(
-          os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}"),
-          images, labels, meta)
+    made = _make_set(source, cell, seed=seed, artifacts_root=artifacts_root,
+                     cache_dir=cache_dir, show_progress=show_progress)
+    art, artifact_dir = made.artifact, made.artifact_dir
+    if made.run is None:  # selection: the picked images themselves
+      images, labels = art.images, art.labels
+    else:
+      images, labels, soft = soft_lib.training_set(art)
+    meta = art.meta
   select_seconds = time.perf_counter() - t0
   res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
                     repetitions=repetitions, seed=seed, show_progress=show_progress,
                     desc=f"eval {cell.key}", soft_labels=soft)
   if artifacts_root and not cell.artifact_dir and cell.method != FULL:
     # What the TFDS builders report as the set's accuracy (datasets_builders/).
-    atomic.write_json(
-        os.path.join(artifacts_root, f"{source.name}_{cell.method}_ipc{cell.ipc}",
-                     artifact_lib.EVALUATION),
-        dict(res.as_dict(), seed=int(seed), source=source.name))
-  row = dict(key=cell.key, method=meta.get("method", cell.method),
-             ipc=meta.get("ipc", cell.ipc), factor=meta.get("factor", 1),
-             source=source.name, select_seconds=round(select_seconds, 1),
-             seconds=round(res.seconds, 1), **{
-                 k: v for k, v in res.as_dict().items() if k != "seconds"})
+    atomic.write_json(os.path.join(artifact_dir, artifact_lib.EVALUATION),
+                      dict(res.as_dict(), seed=int(seed), source=source.name))
+  row = make_row(cell.key, meta, source, res, select_seconds, default_method=cell.method,
+                 default_ipc=cell.ipc)
   log(f"{cell.key}: {res}")
   return row
+
+
+def _make_set(source, cell: Cell, *, seed, artifacts_root, cache_dir, show_progress):
+  """A method cell's set, through `tfcondense.condense(...)`: a selection method's
+  artifact goes to `<artifacts_root>/<source>_<method>_ipc<ipc>`, a synthesis method
+  runs (resumably) in that folder and writes its artifact to `<folder>/artifact`."""
+  name = f"{source.name}_{cell.method}_ipc{cell.ipc}"
+  out = os.path.join(artifacts_root, name) if artifacts_root else None
+  config = dict(cell.config)
+  if methods_lib.kind(cell.method) == "selection":
+    return api.condense(cell.method, source, cell.ipc, seed=seed, artifact_dir=out,
+                        options=engine.RunOptions(show_progress=show_progress),
+                        **dict(dict(cache_dir=cache_dir), **config))
+  if cell.minutes is None and cell.max_steps is None:
+    raise InvalidConfigError(
+        f"synthesis method {cell.method!r} in a comparison needs a budget (minutes or "
+        "max_steps; apps.evaluate: --minutes / --max_steps)")
+  options = engine.RunOptions(workdir=out, minutes=cell.minutes, max_steps=cell.max_steps,
+                              show_progress=show_progress, desc=f"{cell.method} ipc{cell.ipc}")
+  return api.condense(cell.method, source, cell.ipc, seed=seed, options=options,
+                      init_options={"cache_dir": cache_dir} if cache_dir else None, **config)
+
+
+def make_row(key: str, meta: Dict[str, Any], source, result: ev.EvalResult,
+             select_seconds: float = 0.0, *, default_method: Optional[str] = None,
+             default_ipc: Optional[int] = None) -> Dict[str, Any]:
+  """One results row: the set's key, method, ipc and factor (from its artifact meta),
+  the source, and the evaluation's fields (what `format_table` prints)."""
+  return dict(key=key, method=meta.get("method", default_method),
+              ipc=meta.get("ipc", default_ipc), factor=meta.get("factor", 1),
+              source=source.name, select_seconds=round(select_seconds, 1),
+              seconds=round(result.seconds, 1), **{
+                  k: v for k, v in result.as_dict().items() if k != "seconds"})
 
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:

@@ -44,6 +44,17 @@ class Registry(Generic[T]):
 
     return decorator
 
+  def unregister(self, name: str) -> T:
+    """Removes and returns the entry `name` (a notebook re-registering its own method,
+    a test cleaning up).
+
+    Raises:
+      UnknownNameError: nothing of that name is registered.
+    """
+    entry = self.get(name)
+    del self._entries[str(name).lower()]
+    return entry
+
   def get(self, name: str) -> T:
     key = str(name).lower()
     if key not in self._entries:

@@ -14,7 +14,7 @@ and Hinton et al.'s KL loss (the SRe2L / RDED recipe).
     soft = relabel.relabel_set(formed_images, teacher)
     tfc.evaluate(formed_images, labels, source, soft_labels=soft)
 
-The teacher is trained with `tfcondense.evaluate.Trainer` (the one PyTorch-style SGD
+The teacher is trained with `tfcondense.evaluation.Trainer` (the one PyTorch-style SGD
 loop of the library, no CutMix, no test points in between) and the evaluator's
 normalisation, so its logits are those of a network of the evaluation family.
 """
@@ -88,7 +88,7 @@ class Teacher:
 
 
 def _protocol(config: TeacherConfig):
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   return ev.Protocol(name="teacher", epochs=config.epochs, batch_size=config.batch_size,
                      lr=config.lr, momentum=config.momentum,
                      weight_decay=config.weight_decay, augmentation=config.augmentation,
@@ -110,7 +110,7 @@ def train_teacher(source, config: TeacherConfig = TeacherConfig(),
   Returns:
     The Teacher; `info` has its test accuracy (%), steps and epochs.
   """
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
   protocol = _protocol(config)
   net = ev.build_with_precision(config.precision, config.model, source.image_shape,

@@ -18,7 +18,7 @@ T^2 KL(p || softmax(z / T)), the distillation loss of SRe2L / RDED), and `per`
 row per formed image, in `formed_from_artifact` order). Their bytes count in the
 set's storage (`storage_bytes`).
 
-The evaluator (`tfcondense.evaluate.evaluate(..., soft_labels=...)`) mixes the
+The evaluator (`tfcondense.evaluation.evaluate(..., soft_labels=...)`) mixes the
 target distributions with CutMix's area ratio, lam p_a + (1 - lam) p_b. Importing this
 module does not import TensorFlow.
 """

@@ -23,7 +23,7 @@ So the ops are written here (flip, padded crop by gather, torchvision colour jit
 
 Names: none, imagenet, crop_flip, dsa, autoaugment, randaugment, and time_shift_noise
 (spectrograms). The evaluator passes `dsa` the strategy of its protocol
-(`tfcondense.evaluate.Protocol.dsa_strategy`: no cutout under CutMix, as the IDC
+(`tfcondense.evaluation.Protocol.dsa_strategy`: no cutout under CutMix, as the IDC
 reference); the default below is the full DSA strategy for callers without CutMix.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
 Pairs = Tuple[Tuple[str, Any], ...]
-#: (base protocol name in `tfcondense.evaluate.PROTOCOLS`, field overrides).
+#: (base protocol name in `tfcondense.evaluation.PROTOCOLS`, field overrides).
 ProtocolSpec = Tuple[str, Pairs]
 
 #: DC-BENCH's evaluation augmentations (Table 1), in its order.
@@ -124,8 +124,8 @@ class Budget:
   mtt_experts: Tuple[int, int, Optional[int]] = (5, 10, None)
 
   def protocol(self, field: str, **overrides):
-    """The `tfcondense.evaluate.Protocol` of spec field `field` (e.g. "eval_protocol")."""
-    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+    """The `tfcondense.evaluation.Protocol` of spec field `field` (e.g. "eval_protocol")."""
+    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     base, pairs = getattr(self, field)
     values = dict(pairs)
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -191,8 +191,8 @@ def check_budget(budget: Budget) -> None:
   Raises:
     InvalidConfigError: naming the unknown entry and the known ones.
   """
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import models  # pylint: disable=g-import-not-at-top
   from tfcondense import synthetic  # pylint: disable=g-import-not-at-top

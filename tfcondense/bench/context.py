@@ -187,8 +187,8 @@ class BenchContext:
 
   def condensed(self, method: str, ipc: Optional[int]) -> CondensedSet:
     """The training set of `method` at `ipc`, made once and kept as an artifact."""
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
-    from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import api  # pylint: disable=g-import-not-at-top
+    from tfcondense.registry import UnknownNameError  # pylint: disable=g-import-not-at-top
     method = method.lower()
     key = (method, None if method == FULL else int(ipc))
     if key in self._sets:
@@ -197,13 +197,14 @@ class BenchContext:
       src = self.source
       cset = CondensedSet(FULL, None, src.train_images, src.train_labels,
                           dict(method=FULL, view=self.view_spec), {})
-    elif method in methods_lib.METHODS:
-      cset = self._selection(method, int(ipc))
-    elif method in condense_lib.SYNTHESIS:
-      cset = self._synthesis(method, int(ipc))
     else:
-      known = sorted(set(methods_lib.METHODS.names()) | set(condense_lib.SYNTHESIS.names()))
-      raise InvalidConfigError(f"unknown method {method!r}; known: {', '.join(known)}, full")
+      try:
+        kind = api.kind(method)
+      except UnknownNameError:
+        raise InvalidConfigError(f"unknown method {method!r}; known: "
+                                 f"{', '.join(api.method_names())}, full") from None
+      make = self._selection if kind == "selection" else self._synthesis
+      cset = make(method, int(ipc))
     self._sets[key] = cset
     return cset
 
@@ -227,8 +228,8 @@ class BenchContext:
     return art
 
   def _selection(self, method: str, ipc: int) -> CondensedSet:
+    from tfcondense import api  # pylint: disable=g-import-not-at-top
     from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
-    from tfcondense import methods as methods_lib  # pylint: disable=g-import-not-at-top
     self.source.check_ipc(ipc)
     spec = dict(method=method, ipc=ipc, seed=self.seed, view=self.view_spec)
     directory = self.set_dir(method, ipc)
@@ -237,8 +238,8 @@ class BenchContext:
       return CondensedSet(method, ipc, art.images, art.labels, spec, art.meta)
 
     def make():
-      sel = methods_lib.select(method, self.source, ipc, seed=self.seed,
-                               cache_dir=self.cache_dir, show_progress=self.show_progress)
+      sel = api.condense(method, self.source, ipc, seed=self.seed, cache_dir=self.cache_dir,
+                         show_progress=self.show_progress).artifact
       made = artifact_lib.save_artifact(directory, sel.images, sel.labels,
                                         dict(sel.meta, bench_spec=spec))
       self.log(f"selected {method}@{ipc}: {len(made.images)} images -> {directory}")
@@ -248,7 +249,7 @@ class BenchContext:
 
   def synthesis_config(self, method: str, ipc: int, **extra):
     """(config, overrides) of synthesis `method` at `ipc` under the budget."""
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
     spec = condense_lib.SYNTHESIS.get(method)
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     overrides = dict(self.budget.condense_overrides(method))
@@ -271,7 +272,7 @@ class BenchContext:
     return directory
 
   def _synthesis(self, method: str, ipc: int) -> CondensedSet:
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import api  # pylint: disable=g-import-not-at-top
     from tfcondense import engine  # pylint: disable=g-import-not-at-top
     from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
     self.source.check_ipc(ipc)
@@ -289,12 +290,13 @@ class BenchContext:
 
     def make():
       t0 = time.perf_counter()
-      res = condense_lib.condense(
-          method, self.source, ipc, options=engine.RunOptions(
+      kwargs = dict(overrides)
+      res = api.condense(
+          method, self.source, ipc, seed=kwargs.pop("seed", self.seed), options=engine.RunOptions(
               workdir=os.path.join(self.work_dir, "condense", f"{method}_ipc{ipc}"),
               minutes=self.budget.condense_minutes, checkpoint_seconds=120,
               show_progress=self.show_progress, desc=f"{method}@{ipc}"),
-          artifact_dir=directory, init_options={"cache_dir": self.cache_dir}, **overrides)
+          artifact_dir=directory, init_options={"cache_dir": self.cache_dir}, **kwargs)
       # Tag the artifact (written with its PNG grids) with what made it.
       made = dataclasses.replace(res.artifact, meta=dict(res.artifact.meta, bench_spec=spec))
       atomic.write_json(os.path.join(directory, "meta.json"), made.meta)
@@ -371,7 +373,7 @@ class BenchContext:
       for a synthesis set, `set_budget` (its artifact's budget: steps, total_steps,
       minutes, seconds, stopped).
     """
-    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     model = model or self.budget.model
     protocol = protocol or self.budget.protocol("eval_protocol")
     reps = int(repetitions or self.budget.repetitions)

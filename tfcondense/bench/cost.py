@@ -104,7 +104,7 @@ def measure(source, method: str, ipc: int, *, steps: int = 5, warmup: int = 1,
     baseline_rss_mb, memory_mb, config).
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   source.check_ipc(ipc)
   if method == "kcenter":
     from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top

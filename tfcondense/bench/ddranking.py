@@ -45,7 +45,7 @@ def _fraction(name: str, value: float) -> float:
 
 
 def from_percent(accuracy: float) -> float:
-  """A percentage (what `tfcondense.evaluate` reports) as a fraction."""
+  """A percentage (what `tfcondense.evaluate(...)` reports) as a fraction."""
   return float(accuracy) / 100.0
 
 

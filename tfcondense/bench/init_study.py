@@ -35,7 +35,7 @@ def snapshots(source, method: str, init: str, ipc: int, marks: Sequence[int], *,
 
   Args:
     source: the SourceData.
-    method: a synthesis method name (`tfcondense.condense.SYNTHESIS`).
+    method: a synthesis method name (`tfcondense.condensation.SYNTHESIS`).
     init: its initialisation (random, kcenter, noise, herding, mix); `random` becomes
       `mix` for a method whose formation factor is above 1 (see the module docstring).
     ipc: stored images per class.
@@ -50,7 +50,7 @@ def snapshots(source, method: str, init: str, ipc: int, marks: Sequence[int], *,
     {mark: path of the .npz (images, labels)} for the marks that have a snapshot.
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import engine  # pylint: disable=g-import-not-at-top
   marks = sorted(int(m) for m in marks)
   spec = condense_lib.SYNTHESIS.get(method)

@@ -37,7 +37,7 @@ def normalize(obj: Any) -> Any:
 
 
 #: The DSA strategy evaluation protocol version 1 applied whatever the CutMix setting
-#: (`tfcondense.evaluate.DSA_WITH_CUTOUT`; spelled out so the store stays a leaf).
+#: (`tfcondense.evaluation.DSA_WITH_CUTOUT`; spelled out so the store stays a leaf).
 _V1_DSA = "color_crop_cutout_flip_scale_rotate"
 _V2_FIELDS = ("strategy", "min_steps", "max_steps")
 

@@ -34,7 +34,7 @@ are brought to one (H, W, C) by `harmonize` (bilinear resize; 1 -> C channels by
 repetition, RGB -> 1 by luminance), and one normalisation (the mean of the tasks'
 per-channel statistics) is used for all tasks.
 
-Training reuses the evaluator's pieces (`tfcondense.evaluate.Trainer`: the per-sample
+Training reuses the evaluator's pieces (`tfcondense.evaluation.Trainer`: the per-sample
 augmentation policy, CutMix, the stateless batch order, PyTorch SGD with the
 milestone schedule; only the loss of its `_step` is extended here). The network is
 not re-initialised between steps (the reference continues training the same model);
@@ -58,7 +58,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcondense import atomic
-from tfcondense import evaluate as ev
+from tfcondense import evaluation as ev
 from tfcondense import fileio
 from tfcondense import progress as progress_lib
 from tfcondense.continual import memory as memory_lib

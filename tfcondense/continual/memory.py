@@ -24,8 +24,8 @@ multi-formation is compared at equal stored pixels, as IDC's Figure 7 does.
 
 Strategies:
 
-* ``random``, ``herding``, ``kcenter``: `tfcondense.methods.select` on the class subset;
-* ``dm``, ``idc_i``, ``idc``: `tfcondense.condense.condense` on the class subset with the
+* ``random``, ``herding``, ``kcenter``: `tfcondense.condense` on the class subset;
+* ``dm``, ``idc_i``, ``idc``: `tfcondense.condense` on the class subset with the
   small budget of `ExemplarConfig` (`steps`, `minutes`), checkpointed in `workdir` so an
   interrupted condensation resumes.
 """
@@ -47,9 +47,9 @@ EXEMPLARS = Registry(
     hint="Strategies live in tfcondense/continual/memory.py; add one with "
          "@tfcondense.continual.EXEMPLARS.register(name).")
 
-#: Strategies that run a synthesis method through `tfcondense.condense.condense`.
+#: Strategies that run a synthesis method through `tfcondense.condense`.
 CONDENSE_STRATEGIES = ("dm", "idc_i", "idc")
-#: Strategies that keep real images through `tfcondense.methods.select`.
+#: Strategies that keep real images through `tfcondense.condense` (selection methods).
 SELECT_STRATEGIES = ("random", "herding", "kcenter")
 
 
@@ -237,20 +237,20 @@ def build_exemplars(strategy: str, source, ipc: int, seed: int,
 def _selection(method: str) -> Callable[..., Exemplars]:
   def strategy(source, ipc, seed, config, workdir):
     del workdir  # selection is fast and deterministic; nothing to resume
-    from tfcondense import methods  # pylint: disable=g-import-not-at-top
+    from tfcondense import api  # pylint: disable=g-import-not-at-top
     # herding / kcenter cache their embedding network by source name and labels;
     # two class subsets of one source with equal class sizes have equal labels, so
     # the name carries a digest of the images to keep their caches apart.
     digest = hashlib.sha1(np.ascontiguousarray(source.train_images).tobytes()).hexdigest()[:12]
     named = dataclasses.replace(source, name=f"{source.name}-{digest}")
-    art = methods.select(method, named, ipc, seed=seed, cache_dir=config.cache_dir,
-                         show_progress=config.show_progress)
+    art = api.condense(method, named, ipc, seed=seed, cache_dir=config.cache_dir,
+                       show_progress=config.show_progress).artifact
     meta = {k: v for k, v in art.meta.items() if k in ("budget", "embedding")}
     return Exemplars(np.asarray(art.images, np.float32), np.asarray(art.labels, np.int32),
                      {"name": "identity", "factor": 1}, {}, meta)
 
   strategy.__name__ = f"{method}_exemplars"
-  strategy.__doc__ = f"`tfcondense.methods.select('{method}', ...)` on the class subset."
+  strategy.__doc__ = f"`tfcondense.condense('{method}', ...)` on the class subset."
   return strategy
 
 
@@ -275,13 +275,13 @@ def condense_overrides(method: str, config: ExemplarConfig) -> Dict[str, Any]:
 
 def _condensation(method: str) -> Callable[..., Exemplars]:
   def strategy(source, ipc, seed, config, workdir):
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import api  # pylint: disable=g-import-not-at-top
     from tfcondense import engine  # pylint: disable=g-import-not-at-top
     options = engine.RunOptions(workdir=workdir, minutes=config.minutes,
                                 show_progress=config.show_progress,
                                 desc=f"{method} exemplars", image_every=0)
-    res = condense_lib.condense(method, source, ipc, options=options, seed=seed,
-                                **condense_overrides(method, config))
+    res = api.condense(method, source, ipc, options=options, seed=seed,
+                       **condense_overrides(method, config))
     art = res.artifact
     formation = art.meta.get("formation")
     if not isinstance(formation, dict):
@@ -292,7 +292,7 @@ def _condensation(method: str) -> Callable[..., Exemplars]:
                      formation, dict(art.weights or {}), meta)
 
   strategy.__name__ = f"{method}_exemplars"
-  strategy.__doc__ = (f"`tfcondense.condense.condense('{method}', ...)` on the class subset "
+  strategy.__doc__ = (f"`tfcondense.condense('{method}', ...)` on the class subset "
                       "with the ExemplarConfig budget.")
   return strategy
 
@@ -311,7 +311,7 @@ def check_strategy(strategy: str, source_name: str, ipc: int,
   """
   get_strategy(strategy)
   if strategy.lower() in CONDENSE_STRATEGIES:
-    from tfcondense import condense as condense_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
     condense_lib.make_config(strategy.lower(), source_name, ipc,
                              **condense_overrides(strategy.lower(), config))
   if config.cache_dir is not None:

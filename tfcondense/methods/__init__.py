@@ -4,7 +4,7 @@ A selection method is a function ``fn(source, ipc, seed, **options) -> (images, 
 meta)`` registered with ``@SELECTION.register(name)`` (`tfcondense.methods.base`);
 :func:`select` wraps it into an :class:`~tfcondense.artifact.Artifact` with the
 standard metadata. A synthesis method registers a `SynthesisSpec` with
-`tfcondense.methods.base.register` and runs through `tfcondense.condense.condense`.
+`tfcondense.methods.base.register` and runs through `tfcondense.condensation.condense`.
 Each registers in its own module; importing this package imports the library's own
 method modules, so every name is known once `tfcondense.methods` is imported.
 """

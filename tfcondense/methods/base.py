@@ -5,7 +5,7 @@ A synthesis method is a module under `tfcondense/methods/` holding a frozen conf
 dataclass and a class driven by `tfcondense.engine.run` (one `step(step)` per unit of
 work, `checkpoint_items()`, `image_summaries()`, attributes `synthetic` and
 `total_steps`); the module registers a `SynthesisSpec` in `SYNTHESIS` and
-`tfcondense.condense.condense` does the rest (resume, budget, artifact, grids).
+`tfcondense.condensation.condense` does the rest (resume, budget, artifact, grids).
 
 Config dataclasses provide `resolve(source_name) -> config` (fill source-dependent
 defaults and validate) and `as_dict()` (JSON-serialisable), and have the fields

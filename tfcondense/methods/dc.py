@@ -112,7 +112,7 @@ class DC:
 
   def __init__(self, source, config: DCConfig, synthetic=None,
                init_options: Optional[Dict[str, Any]] = None):
-    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     cfg = config.resolve(source.name)
     source.check_ipc(cfg.ipc)
     self.config = cfg

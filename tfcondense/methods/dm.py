@@ -146,7 +146,7 @@ class DM:
 
   def __init__(self, source, config: DMConfig, synthetic=None,
                init_options: Optional[Dict[str, Any]] = None):
-    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     from tfcondense.models import embedding_model  # pylint: disable=g-import-not-at-top
     cfg = config.resolve(source.name)
     source.check_ipc(cfg.ipc)

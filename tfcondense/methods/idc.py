@@ -299,7 +299,7 @@ class IDC:
 
   def __init__(self, source, config: IDCConfig, synthetic=None,
                init_options: Optional[Dict[str, Any]] = None):
-    from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     cfg = config.resolve(source.name)
     self.config = cfg
     self.source = source

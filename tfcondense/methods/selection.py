@@ -76,7 +76,7 @@ def embeddings(source, seed: int = 0, model: str = "convnet3", epochs: int = 1,
 
 def _train_and_embed(source, seed, model, epochs, show_progress):
   """Trains `model` for `epochs` epochs on all of `source` and embeds every image."""
-  from tfcondense import evaluate as ev  # pylint: disable=g-import-not-at-top
+  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
   from tfcondense.models import build_model, embedding_model  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

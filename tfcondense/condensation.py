@@ -26,11 +26,24 @@ from tfcondense.methods.base import SYNTHESIS, SynthesisSpec  # noqa: F401 (re-e
 
 @dataclasses.dataclass(frozen=True)
 class CondenseResult:
+  """What `tfcondense.condense(...)` returns, for either kind of method.
+
+  Attributes:
+    artifact: the condensed set (stored images, labels, meta, formation weights).
+    artifact_dir: where it was written (None: not written).
+    run: the synthesis loop's record (steps, seconds, how it stopped); None for a
+      selection method.
+    grid_png: the stored images' grid (None: not written).
+    formed_png: the formed images' grid, for a formation with several per stored image.
+    evaluation: the `tfcondense.evaluation.EvalResult` when evaluation was asked for.
+  """
+
   artifact: artifact_lib.Artifact
   artifact_dir: Optional[str]
-  run: engine.RunResult
+  run: Optional[engine.RunResult]
   grid_png: Optional[str]
   formed_png: Optional[str]
+  evaluation: Optional[Any] = None
 
 
 def _fits(value: Any, hint: Any) -> bool:
