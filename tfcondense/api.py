@@ -136,7 +136,7 @@ def condense(method: str, source, ipc: int, *, seed: int = 0,
     overrides.setdefault("show_progress", options.show_progress)
     for hint in _SELECTION_HINTS:
       if hint not in takes:
-        overrides.pop(hint)
+        overrides.pop(hint, None)
     art = methods_lib.select(method, source, ipc, seed=seed, **overrides)
     grid = None
     if artifact_dir:
