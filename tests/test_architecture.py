@@ -99,3 +99,37 @@ def test_no_import_cycle_inside_tfcondense():
   found = cycles(import_graph(_modules()))
   assert not found, "import cycles (function-level imports count):\n" + "\n".join(
       " <-> ".join(c) for c in found)
+
+
+def readme_layers(names):
+  """The README's module map ("The library in a nutshell"): one list of top-level
+  module / package names per line, in order; a line's names end at its first word
+  that is not one of `names` (its description)."""
+  text = (ROOT / "README.md").read_text(encoding="utf-8")
+  block = text.split("## The library in a nutshell", 1)[1].split("```", 2)[1]
+  layers = []
+  for line in block.strip().splitlines():
+    layer = []
+    for word in line.split():
+      word = word.rstrip("/")
+      if word not in names:
+        break
+      layer.append(word)
+    layers.append(layer)
+  return layers
+
+
+def test_imports_follow_the_readme_module_map():
+  modules = _modules()
+  tops = {m.split(".")[1] for m in modules if m.count(".") >= 1}
+  layers = readme_layers(tops | {"apps", "benchmarks", "datasets_builders"})
+  where = {name: i for i, layer in enumerate(layers) for name in layer}
+  assert tops <= where.keys(), f"not in the README's map: {sorted(tops - where.keys())}"
+  wrong = []
+  for module, deps in import_graph(modules).items():
+    if module.count(".") < 1:
+      continue  # the package's own lazy __init__
+    for dep in deps:
+      if dep.count(".") >= 1 and where[dep.split(".")[1]] > where[module.split(".")[1]]:
+        wrong.append(f"{module} imports {dep}, a layer below it in the README's map")
+  assert not wrong, "\n".join(sorted(wrong))
