@@ -203,40 +203,6 @@ def _import_sets(source_name: str) -> list[str]:
   return dirs
 
 
-def _evaluate_soft_sets(source, dirs, protocol, header) -> list:
-  """Evaluates artifacts with soft labels on them (rows keyed `soft:<dir name>`),
-  skipping rows --output already holds; appends to --output."""
-  from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
-  from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
-  from tfcondense import experiment  # pylint: disable=g-import-not-at-top
-  from tfcondense import soft_labels  # pylint: disable=g-import-not-at-top
-  from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
-  model = _MODEL.value or ev.default_model(source.name)
-  rows, out = experiment.read_rows(_OUTPUT.value), []
-  for d in dirs:
-    key = f"soft:{os.path.basename(os.path.normpath(d))}"
-    done = [r for r in rows if r.get("key") == key and r.get("model") == model
-            and experiment.is_current(r, protocol, source.name)]
-    if done:
-      print(f"skip {key}: already in {_OUTPUT.value}")
-      out.append(done[0])
-      continue
-    art = artifact_lib.load_artifact(d)
-    if art.meta.get("import", {}).get("zca"):
-      raise InvalidConfigError(f"{d} holds ZCA-whitened images; tfcondense evaluates "
-                               "unwhitened images against an unwhitened test split")
-    images, labels, soft = soft_labels.training_set(art)
-    res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
-                      repetitions=_REPS.value, seed=_SEED.value, soft_labels=soft,
-                      desc=key)
-    row = dict(key=key, method=f"{art.meta['method']}+soft", ipc=art.ipc, **res.as_dict())
-    rows = [r for r in rows if r.get("key") != key] + [row]
-    out.append(row)
-    if _OUTPUT.value:
-      experiment.write_rows(_OUTPUT.value, rows, header)
-  return out
-
-
 @_common.friendly_errors
 def main(argv):
   del argv
@@ -272,14 +238,16 @@ def main(argv):
   print(f"protocol {protocol.describe()}")
   # With --artifact / --import alone, only those sets are evaluated.
   given = _ARTIFACT.value + _import_sets(source.name)
-  with_soft = [d for d in given if _has_soft_labels(d)]
   cells = [experiment.Cell(m, None if m == experiment.FULL else i,
                            **(dict(minutes=_MINUTES.value, max_steps=_MAX_STEPS.value)
                               if m in synthesis else {}))
            for i in ipcs for m in method_names
            if m != experiment.FULL or i == ipcs[0]]
-  cells += [experiment.Cell("artifact", None, artifact_dir=d) for d in given
-            if d not in with_soft]
+  # Sets with soft labels are trained on them (`tfcondense.soft_labels`); their rows
+  # are keyed by folder name, `soft:<name>`.
+  cells += [experiment.Cell("artifact", None, artifact_dir=d,
+                            name=f"soft:{os.path.basename(os.path.normpath(d))}"
+                            if _has_soft_labels(d) else None) for d in given]
   if cluster.multi_worker:
     print(f"strategy {cluster.describe()}: cells spread over the workers")
   rows = experiment.compare(
@@ -289,8 +257,6 @@ def main(argv):
   if not cluster.is_chief:
     print(f"worker {cluster.worker_index}: done; the chief prints the table")
     return
-  rows = list(rows) + _evaluate_soft_sets(source, with_soft, protocol, dict(
-      source=source.name, protocol=protocol.describe(), repetitions=_REPS.value))
   print(experiment.format_table(rows))
   if _OUTPUT.value:
     print(f"rows written to {os.path.abspath(_OUTPUT.value)}")

@@ -207,6 +207,9 @@ def test_kip_npz_with_shifted_one_hot_labels_and_zca(tmp_path):
   art = interop.import_set(str(path), "kip", "cifar10", zca=True)
   np.testing.assert_array_equal(art.images, whitened)  # kept as they are
   assert art.meta["import"]["zca"] is True and "ZCA" in art.meta["import"]["note"]
+  # Every evaluation path decodes through training_set, which refuses whitened images.
+  with pytest.raises(InvalidConfigError, match="ZCA-whitened images"):
+    soft_lib.training_set(art)
   smooth = np.full((6, 3), 0.05, np.float32) + 0.85 * np.eye(3, dtype=np.float32)[y]
   np.savez(path, images=(x - mean) / std, labels=smooth)
   assert interop.import_set(str(path), "kip", "cifar10").soft_labels.kind == "probs"
@@ -342,8 +345,10 @@ def test_export_then_evaluate_import_on_the_command_line(tmp_path):
             "--limit_per_class", "20", "--output", str(rows_path))
   assert out.returncode == 0, out.stderr
   rows = json.loads(rows_path.read_text())["rows"]
-  assert [r["method"] for r in rows] == ["dm", "dm+soft"]
-  assert rows[1]["soft_labels"] == dict(kind="probs", loss="ce", temperature=1.0)
+  by_method = {r["method"]: r for r in rows}
+  assert sorted(by_method) == ["dm", "dm+soft"] and "soft_labels" not in by_method["dm"]
+  assert by_method["dm+soft"]["soft_labels"] == dict(kind="probs", loss="ce", temperature=1.0)
+  assert by_method["dm+soft"]["key"] == "soft:soft"
   assert "imported " in out.stdout and "| dm+soft | 1 |" in out.stdout
   bad = run("apps.evaluate", "--source", "fashion_mnist", "--import", "x.pt")
   assert bad.returncode == 2 and "--import needs --format" in bad.stderr

@@ -270,7 +270,10 @@ def make_row(key: str, meta: Dict[str, Any], source, result: ev.EvalResult,
              default_ipc: Optional[int] = None) -> Dict[str, Any]:
   """One results row: the set's key, method, ipc and factor (from its artifact meta),
   the source, and the evaluation's fields (what `format_table` prints)."""
-  return dict(key=key, method=meta.get("method", default_method),
+  method = meta.get("method", default_method)
+  if result.soft_labels is not None:
+    method = f"{method}+soft"
+  return dict(key=key, method=method,
               ipc=meta.get("ipc", default_ipc), factor=meta.get("factor", 1),
               source=source.name, select_seconds=round(select_seconds, 1),
               seconds=round(result.seconds, 1), **{

@@ -153,8 +153,19 @@ def for_training(soft: SoftLabels, num_stored: int, num_formed: int) -> SoftLabe
 
 
 def training_set(art) -> Tuple[np.ndarray, np.ndarray, Optional[SoftLabels]]:
-  """(formed images, hard labels, soft labels for them or None) of an Artifact."""
+  """(formed images, hard labels, soft labels for them or None) of an Artifact: what a
+  network trains on, the one decoding every evaluation path uses.
+
+  Raises:
+    CorruptArtifactError: a learnable formation without its weights.
+    InvalidConfigError: the images are ZCA-whitened (an import of KIP's or MTT's CIFAR
+      sets): they cannot be trained against the unwhitened test split.
+  """
   from tfcondense import synthetic  # pylint: disable=g-import-not-at-top (TensorFlow)
+  if (art.meta.get("import") or {}).get("zca"):
+    raise InvalidConfigError(
+        f"the {art.meta.get('method', 'imported')} set holds ZCA-whitened images; "
+        "tfcondense evaluates unwhitened images against an unwhitened test split")
   images, labels = synthetic.formed_from_artifact(art, art.weights)
   soft = getattr(art, "soft_labels", None)
   if soft is not None:
