@@ -179,6 +179,13 @@ def define_strategy_flags() -> None:
                      "by the strategy's health check within about a minute).")
 
 
+def check_source(name: str) -> None:
+  """Raises UnknownNameError unless `name` is a registered source; cheap (the source
+  registry loads without TensorFlow), so a misspelt --source fails in a second."""
+  from tfcondense import data  # pylint: disable=g-import-not-at-top
+  data.SOURCES.get(name)
+
+
 def define_imports_flag() -> None:
   """Defines --imports (modules to import first: they register their own methods)."""
   from absl import flags  # pylint: disable=g-import-not-at-top

@@ -127,6 +127,7 @@ def _parse_sets(items):
 @_common.friendly_errors
 def main(argv):
   del argv
+  _common.check_source(_SOURCE.value)  # before TensorFlow loads: a typo fails at once
   _common.quiet_tensorflow()
   cluster = _common.make_cluster()  # before any other TensorFlow work
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -157,6 +157,7 @@ def _check_flags() -> list[int]:
       integer, or --output cannot be a JSON file.
   """
   from tfcondense.errors import InvalidConfigError  # pylint: disable=g-import-not-at-top
+  _common.check_source(_SOURCE.value)
   _positive("--steps", _STEPS.value, "SGD steps")
   _positive("--epochs", _EPOCHS.value, "epochs")
   _positive("--repetitions", _REPS.value, "models per set")

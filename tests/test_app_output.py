@@ -29,9 +29,10 @@ def test_a_tiny_condensation_prints_no_tensorflow_noise(tmp_path):
 
 
 def test_an_error_is_the_only_line_and_verbosity_brings_the_noise_back():
-  out = _run("apps.evaluate", "--source", "cifar11")  # fails after TensorFlow loaded
+  bad = ("apps.evaluate", "--source", "digits", "--method", "kcentre")  # after TF loaded
+  out = _run(*bad)
   assert out.returncode == 2
   assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
-  assert out.stderr.startswith("error: unknown source 'cifar11'")
-  loud = _run("apps.evaluate", "--source", "cifar11", "--verbosity", "0")
+  assert out.stderr.startswith("error: unknown method 'kcentre'") and "kcenter" in out.stderr
+  loud = _run(*bad, "--verbosity", "0")
   assert loud.returncode == 2 and NOISE.search(loud.stderr), loud.stderr
