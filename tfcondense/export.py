@@ -33,24 +33,18 @@ import os
 import re
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
-from tfcondense.data import fashion_mnist as _fashion_mnist
-from tfcondense.data import folders as _folders
-from tfcondense.data import tfds_sources as _tfds_sources
+from tfcondense.data import INFO as _SOURCE_INFO
 from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 
 Stats = Tuple[Tuple[float, ...], Tuple[float, ...]]
 
-#: source -> (per-channel mean, std) of its normalisation, read from the source modules'
-#: constants so that the data need not be loaded. speech_commands has no fixed
-#: statistics (they depend on the corpus, recorded or synthesised): pass
-#: normalize=(source.mean, source.std) of the loaded `speech_commands` source, or False.
+#: source -> (per-channel mean, std) of its normalisation, from the sources' registered
+#: `SourceInfo` so that the data need not be loaded. Sources whose statistics depend on
+#: the data (speech_commands: the recorded or synthesised corpus; digits: its size) have
+#: none: pass normalize=(source.mean, source.std) of the loaded source, or False.
 NORMALIZATION: Dict[str, Stats] = {
-    "fashion_mnist": (_fashion_mnist.MEAN, _fashion_mnist.STD),
-    "cifar10": tuple(_tfds_sources.SPECS["cifar10"][:2]),
-    "cifar100": tuple(_tfds_sources.SPECS["cifar100"][:2]),
-    "tiny_imagenet": (_folders.IMAGENET_MEAN, _folders.IMAGENET_STD),
-    "imagenet_subset": (_folders.IMAGENET_MEAN, _folders.IMAGENET_STD),
-}
+    name: (_SOURCE_INFO.get(name).mean, _SOURCE_INFO.get(name).std) for name in _SOURCE_INFO
+    if _SOURCE_INFO.get(name).mean is not None}
 PREFIX = "condensed_"
 #: The split `load` reads from the source dataset rather than from TFDS.
 TEST = "test"

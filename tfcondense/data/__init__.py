@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tfcondense.data.sources import (SOURCES, UnknownOptionError, clear_cache,
                                      data_dir_kwargs, load_source, source_names)
+from tfcondense.data.info import INFO, SourceInfo, info_or_default, source_info
 from tfcondense.data.store import SourceData
 
 # Importing the source modules registers them.
@@ -21,6 +22,5 @@ from tfcondense.data import speech as _speech  # noqa: E402,F401
 from tfcondense.data import tfds_sources as _tfds_sources  # noqa: E402,F401
 from tfcondense.data import tiny_imagenet as _tiny_imagenet  # noqa: E402,F401
 
-__all__ = ["SOURCES", "SourceData", "UnknownOptionError", "clear_cache", "data_dir_kwargs",
-           "load_source",
-           "source_names"]
+__all__ = ["INFO", "SOURCES", "SourceData", "SourceInfo", "UnknownOptionError", "clear_cache",
+           "data_dir_kwargs", "info_or_default", "load_source", "source_info", "source_names"]

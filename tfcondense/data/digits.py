@@ -6,12 +6,17 @@ from typing import Optional
 import numpy as np
 
 from tfcondense.data.common import channel_stats, check_limit, first_per_class
+from tfcondense.data.info import SourceInfo, register_info
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import InvalidConfigError
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
+
+
+# Mean / std are the train split's (they depend on `size`); digits do not flip.
+register_info(SourceInfo("digits", "scikit-learn digits", (16, 16, 1), 10, flip_safe=False))
 
 
 @SOURCES.register("digits")

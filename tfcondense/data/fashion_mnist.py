@@ -8,6 +8,7 @@ import numpy as np
 
 from tfcondense.data import idx
 from tfcondense.data.common import check_limit, first_per_class, resolve_dir, to_unit_float
+from tfcondense.data.info import SourceInfo, register_info
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import SourceUnavailableError
@@ -24,6 +25,9 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+
+
+register_info(SourceInfo("fashion_mnist", "Fashion-MNIST", (28, 28, 1), 10, MEAN, STD))
 
 
 @SOURCES.register("fashion_mnist")

@@ -8,6 +8,7 @@ import numpy as np
 
 from tfcondense.data import folders
 from tfcondense.data.common import check_limit, first_per_class, resolve_dir
+from tfcondense.data.info import SourceInfo, register_info
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import InvalidConfigError, SourceUnavailableError
@@ -18,6 +19,10 @@ LAYOUT = ("root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (validation image
           "sorted into class folders), plus the class list root/classes.txt (one wnid per "
           "line, the first 10 being ImageNet-10) or class_list=...; optional "
           "root/words.txt ('wnid<TAB>names') for class names")
+
+
+register_info(SourceInfo("imagenet_subset", "ImageNet subset", (224, 224, 3), NCLASSES[0],
+                         folders.IMAGENET_MEAN, folders.IMAGENET_STD))
 
 
 @SOURCES.register("imagenet_subset")

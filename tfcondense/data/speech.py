@@ -27,6 +27,7 @@ import numpy as np
 from absl import logging
 
 from tfcondense.data.common import check_limit, prepare_command, resolve_dir
+from tfcondense.data.info import SourceInfo, register_info
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import SourceUnavailableError, check_choice
@@ -92,6 +93,13 @@ def split_is_test(index: int) -> bool:
   """The reference's split: file `index` (0-based, in sorted order) goes to test iff
   index % 8 == 0."""
   return index % TEST_EVERY == 0
+
+
+# Spectrograms (time along the height) have corpus-dependent statistics; IDC evaluates
+# them with ConvNet-4 and no augmentation (Kim et al. 2022, speech/ of the reference).
+register_info(SourceInfo("speech_commands", "Speech Commands (8 words)", (64, 64, 1),
+                         len(CLASS_NAMES), kind="spectrogram", flip_safe=False,
+                         eval_model="convnet4", eval_augmentation="none"))
 
 
 @SOURCES.register("speech_commands")

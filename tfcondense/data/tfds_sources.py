@@ -13,6 +13,7 @@ import numpy as np
 
 from tfcondense.data.common import (check_limit, first_per_class, prepare_command,
                                     to_unit_float)
+from tfcondense.data.info import SourceInfo, register_info
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import SourceUnavailableError
@@ -37,6 +38,10 @@ SPECS = {
     "cifar100": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), CIFAR100_NAMES),
     "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), None),
 }
+#: Human names, and the sources whose classes a horizontal flip changes (digits).
+TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+          "svhn_cropped": "SVHN (cropped)"}
+NO_FLIP = frozenset({"mnist", "svhn_cropped"})
 BATCH = 4096
 
 
@@ -138,6 +143,10 @@ def _register(name: str) -> None:
   source.__name__ = source.__qualname__ = name
   source.__doc__ = f"tfds `{name}` (train/test splits).\n\n" + (load_tfds.__doc__ or "")
   SOURCES.register(name)(source)
+  mean, std, names = SPECS[name]
+  register_info(SourceInfo(name, TITLES[name], (32, 32, 3) if len(mean) == 3 else (28, 28, 1),
+                           len(names) if names else 10, mean, std,
+                           flip_safe=name not in NO_FLIP))
 
 
 for _name in SPECS:

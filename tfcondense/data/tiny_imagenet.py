@@ -8,6 +8,7 @@ import numpy as np
 
 from tfcondense.data import folders
 from tfcondense.data.common import check_limit, first_per_class, resolve_dir
+from tfcondense.data.info import SourceInfo, register_info
 from tfcondense.data.sources import SOURCES
 from tfcondense.data.store import SourceData
 from tfcondense.errors import SourceUnavailableError
@@ -17,6 +18,10 @@ LAYOUT = ("root/wnids.txt (one wnid per line), root/words.txt (optional, "
           "'wnid<TAB>names'), root/train/<wnid>/images/*.JPEG, root/val/images/*.JPEG and "
           "root/val/val_annotations.txt ('file<TAB>wnid<TAB>x<TAB>y<TAB>w<TAB>h'), as in "
           "the unzipped tiny-imagenet-200.zip")
+
+
+register_info(SourceInfo("tiny_imagenet", "Tiny ImageNet", (64, 64, 3), 200,
+                         folders.IMAGENET_MEAN, folders.IMAGENET_STD))
 
 
 @SOURCES.register("tiny_imagenet")
