@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfcondense import hardware
 from tfcondense import progress as progress_lib
+from tfcondense import seeds
 from tfcondense import soft_labels as soft_lib
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
@@ -303,6 +304,12 @@ def make_augmentation(protocol: Protocol, image_shape: Sequence[int], mean: Sequ
                               std=std, flip=flip, **options)
 
 
+#: The root of a Trainer's draws, [seed, salt] (tfcondense/seeds.py), and the salt of
+#: its epoch permutations folded into it.
+_TRAINER_SALT = seeds.salt("evaluation.trainer")
+_EPOCH_ORDER_SALT = seeds.salt("evaluation.epoch_order")
+
+
 class Trainer:
   """Trains one model on one in-memory set, re-initialising it per repetition.
 
@@ -348,13 +355,13 @@ class Trainer:
     initialize(self.model, seed)
     for b in self._buffers:
       b.assign(tf.zeros_like(b))
-    self._seed.assign([seed, 0x5EED])
+    self._seed.assign([seed, _TRAINER_SALT])
 
   def _batch_indices(self, step):
     epoch = step // self.steps_per_epoch
     pos = step % self.steps_per_epoch
     perm_seed = tf.random.experimental.stateless_fold_in(
-        tf.random.experimental.stateless_fold_in(self._seed, 1), epoch)
+        tf.random.experimental.stateless_fold_in(self._seed, _EPOCH_ORDER_SALT), epoch)
     perm = tf.argsort(tf.random.stateless_uniform([self.n], perm_seed))
     idx = (pos * self.batch + tf.range(self.batch, dtype=step.dtype)) % self.n
     return tf.gather(perm, idx)

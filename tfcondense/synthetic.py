@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcondense import formation as formation_lib
+from tfcondense import seeds
 from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 from tfcondense.registry import Registry
 
@@ -125,7 +126,7 @@ def _init_mix(source, ipc, formation, seed, resize: str = MIX_RESIZE, **unused):
 @INITS.register("noise")
 def _init_noise(source, ipc, formation, seed, **unused):
   shape = (source.num_classes * ipc,) + source.image_shape
-  return tf.random.stateless_uniform(shape, [seed, 0x1A1]).numpy()
+  return tf.random.stateless_uniform(shape, [seed, seeds.salt("synthetic.noise_init")]).numpy()
 
 
 

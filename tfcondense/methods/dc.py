@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfcondense import hardware
 from tfcondense import matching
+from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
@@ -34,6 +35,11 @@ from tfcondense.methods import base
 PAPER_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
                50: (50, 10)}
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+
+# Salts (tfcondense/seeds.py): the root [seed, .] of the per-step draws, and of the
+# fresh network of each step.
+SALT_ROOT = seeds.salt("dc.root")
+SALT_MODEL_INIT = seeds.salt("dc.model_init")
 
 
 def loops_for(ipc: int) -> Tuple[int, int]:
@@ -128,7 +134,7 @@ class DC:
     self._buffers = base.zeros_like_all(self.synthetic.trainable_variables)
     # The reference steps normalised images: lr_img on them is lr_img * std^2 on pixels.
     self.image_lr = base.normalised_lr(cfg.lr_img, source.std)
-    self._seed = tf.constant([cfg.seed, 0xDC], tf.int64)
+    self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
     n = int(self.synthetic.images.shape[0])
     self._net_batch = min(cfg.net_batch, n)
     self._batches_per_epoch = math.ceil(n / self._net_batch)
@@ -189,7 +195,7 @@ class DC:
   def step(self, step: int) -> Dict[str, float]:
     from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
     cfg = self.config
-    initialize(self.model, base.fresh_seed(cfg.seed, 0xDD, step))
+    initialize(self.model, base.fresh_seed(cfg.seed, SALT_MODEL_INIT, step))
     s = tf.constant(step, tf.int64)
     total = 0.0
     for ol in range(cfg.outer_loop):

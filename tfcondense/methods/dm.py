@@ -26,14 +26,19 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 
 from tfcondense import hardware
+from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 from tfcondense.methods import pool as pool_lib
 
-# Named salts of the stateless seeds folded into [seed, 0xD1] per iteration.
-SALT_POOL_DRAW = 0x9D1   # which pool member embeds iteration i
-SALT_PERTURB = 0x9D2     # its model augmentation
+# Salts (tfcondense/seeds.py): the root [seed, SALT_ROOT] of the per-step draws; the
+# fresh embedder of each step; folded into the root with step i: which pool member
+# embeds step i, and its model augmentation.
+SALT_ROOT = seeds.salt("dm.root")
+SALT_MODEL_INIT = seeds.salt("dm.model_init")
+SALT_POOL_DRAW = seeds.salt("dm.pool_draw")
+SALT_PERTURB = seeds.salt("dm.perturb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +169,7 @@ class DM:
     n_vars = len(self.synthetic.trainable_variables)
     self._lrs = ([base.normalised_lr(cfg.lr_img, source.std)]
                  + [cfg.lr_img] * (n_vars - 1))
-    self._seed = tf.constant([cfg.seed, 0xD1], tf.int64)
+    self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
     self._step_fn = tf.function(self._step)
     #: The pool of real-data-trained embedders (model_pool > 0), or None.
     self.pool = (pool_lib.ensure_pool(source, cfg.pool_config(), cfg.pool_dir,
@@ -202,7 +207,7 @@ class DM:
         pool_lib.perturb(self.model.trainable_variables,
                          base.fold(self._seed, SALT_PERTURB, step), *self.config.perturb_range)
     else:
-      initialize(self.model, base.fresh_seed(self.config.seed, 0xD2, step))
+      initialize(self.model, base.fresh_seed(self.config.seed, SALT_MODEL_INIT, step))
     return {"loss": self._step_fn(tf.constant(step, tf.int64))}
 
 

@@ -52,6 +52,7 @@ import tensorflow as tf
 
 from tfcondense import hardware
 from tfcondense import matching
+from tfcondense import seeds
 from tfcondense import synthetic as synthetic_lib
 from tfcondense.augment import mix
 from tfcondense.augment import ops as dsa_ops
@@ -85,10 +86,15 @@ SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
 }
 _FALLBACK = dict(lr_img=1e-3, metric="l1", n_data=500, factor=2)
 
-# Named salts of the stateless seeds folded into [seed, 0x1DC] per outer iteration.
-SALT_POOL_DRAW = 0x9D1     # which pool member starts outer iteration i
-SALT_PERTURB = 0x9D2       # its model augmentation
-SALT_REPRESENTATIVE = 0x9D3  # representative refreshes (candidates, k-means)
+# Salts (tfcondense/seeds.py): the root [seed, SALT_ROOT] of the per-step draws; the
+# fresh network of each outer iteration; the seed of the representative refreshes
+# (fresh_seed(seed, SALT_REPRESENTATIVE, 0)); folded into the root with outer iteration
+# i: which pool member starts it, and its model augmentation.
+SALT_ROOT = seeds.salt("idc.root")
+SALT_MODEL_INIT = seeds.salt("idc.model_init")
+SALT_REPRESENTATIVE = seeds.salt("idc.representative")
+SALT_POOL_DRAW = seeds.salt("idc.pool_draw")
+SALT_PERTURB = seeds.salt("idc.perturb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,7 +332,7 @@ class IDC:
     self.real = base.RealData(source)
     self._siamese = dsa_ops.DSA(cfg.strategy, mode="all")
     self._net_aug = dsa_ops.DSA(cfg.net_strategy, mode="all")
-    self._seed = tf.constant([cfg.seed, 0x1DC], tf.int64)
+    self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
     #: The early-stage model pool (arm `pool`), or None.
     self.pool = None
     if cfg.model_pool:
@@ -375,7 +381,7 @@ class IDC:
     elif self.config.pretrained:
       self.model.load_weights(self.config.pretrained[outer % len(self.config.pretrained)])
     else:
-      initialize(self.model, base.fresh_seed(self.config.seed, 0x0E7, outer))
+      initialize(self.model, base.fresh_seed(self.config.seed, SALT_MODEL_INIT, outer))
     for b in self._net_buffers:
       b.assign(tf.zeros_like(b))
     self.synthetic.clamp()

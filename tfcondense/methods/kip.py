@@ -41,11 +41,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfcondense import kernels as kernels_lib
+from tfcondense import seeds
 from tfcondense import synthetic as synthetic_lib
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 
 _ADAM_B1, _ADAM_B2, _ADAM_EPS = 0.9, 0.999, 1e-8
+#: Salt of the root [seed, .] of the per-step target batches (tfcondense/seeds.py).
+SALT_ROOT = seeds.salt("kip.root")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +187,7 @@ class KIP:
     self.real = base.RealData(source)
     self._kernel = kernels_lib.get_kernel(cfg.kernel)
     self._dtype = tf.float64 if cfg.float64 else tf.float32
-    self._seed = tf.constant([cfg.seed, 0x1C1B], tf.int64)
+    self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
 
     images = self.synthetic.images
     self.labels = tf.Variable(centered_one_hot(self.synthetic.labels, self.num_classes),

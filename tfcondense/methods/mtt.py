@@ -3,11 +3,11 @@ Trajectories"; "TM" in DC-BENCH).
 
 Two phases, as the reference's `buffer.py` and `distill.py`:
 
-1. Experts (`train_experts`): networks trained on the REAL data (SGD lr_teacher 0.01,
-   momentum 0, weight decay 0, batch 256, DSA augmentation drawn per sample) from
-   `models.initialize(model, expert_init_seed(seed, i))`; the flattened trainable
-   parameters are saved after every epoch (row 0 = the initialisation), one
-   `[epochs + 1, P]` float32 `.npy` per expert.
+1. Experts (`train_experts`, `tfcondense.methods.mtt_experts`): networks trained on
+   the REAL data (SGD lr_teacher 0.01, momentum 0, weight decay 0, batch 256, DSA
+   augmentation drawn per sample) from `models.initialize(model, expert_init_seed(seed,
+   i))`; the flattened trainable parameters are saved after every epoch (row 0 = the
+   initialisation), one `[epochs + 1, P]` float32 `.npy` per expert.
 2. Distillation (`MTT`, driven by `tfcondense.engine.run`), per step: pick expert e
    and start epoch s < max_start_epoch; θ_0 = θ*_s; for n = 1..N (`syn_steps`) take a
    minibatch of `batch_syn` synthetic images (one pass over a fresh permutation per
@@ -24,11 +24,11 @@ The student is the model applied functionally, `model.stateless_call` on slices 
 the flat parameter vector, so each student step is an ordinary differentiable
 function of (θ, x, α). The distillation step is one `tf.function` traced once.
 
-Augmentation: the reference's `ParamDiffAug` has `aug_mode = 'S'`: per call ONE of
-the strategy's tokens ("color" = brightness + saturation + contrast, crop, cutout,
-flip, scale, rotate) is chosen for the whole batch and applied with per-sample
-parameters (`aug_mode="single"`, the default here); `aug_mode="all"` applies every
-op in turn (`DSA(mode="all")`). The same rule augments the experts' real batches.
+Augmentation (`tfcondense.methods.mtt_augment`): the reference's `ParamDiffAug` has
+`aug_mode = 'S'`: per call ONE of the strategy's tokens is chosen for the whole batch
+and applied with per-sample parameters (`aug_mode="single"`, the default here);
+`aug_mode="all"` applies every op in turn. The same rule augments the experts' real
+batches.
 
 Learning rate of the images: `lr_img` is in the reference's units, i.e. a step on the
 NORMALISED images ((x − mean) / std): the stored images are unnormalised [0, 1]
@@ -41,52 +41,45 @@ quadrant toy set (16×16×1, std 0.3, ConvNet-3 of width 8) 1000 overshoots once
 100 decreases monotonically to 0.04: if the loss of a new source jumps or diverges,
 lower lr_img by 10x (a NaN stops the run with the last good checkpoint kept).
 
-Memory: the tape keeps every student step's forward and backward intermediates (the
-unroll is differentiated to second order). Without `checkpoint_unroll`, peak memory
-grows linearly with syn_steps:
+Memory (`tfcondense.methods.mtt_memory`): the tape keeps every student step's
+intermediates, so the plain unroll's memory grows linearly with syn_steps;
+`checkpoint_unroll=True` recomputes each student step in the backward pass (about 9x
+less memory for about 1.45x the time), and "auto" (the default) checkpoints only where
+the plain unroll's estimate would not fit in the host's available memory (with a GPU
+visible the plain unroll is kept).
 
-    bytes ≈ 4 · syn_steps · (c · batch_syn · A + 3 · P)
-
-with A the activation floats of one image in one forward pass (ConvNet-3, width 128,
-32×32×3: ≈ 0.56 M), c ≈ 1.7 (forward activations plus the first-order backward's
-intermediates the second-order pass reads; measured on CPU: +77 MB per student step
-at batch_syn 20, P = 320 k) and P the parameter count (θ_n, its gradient, the
-update). E.g. CIFAR-10 IPC 10, syn_steps 20, batch_syn 100: ≈ 4 · 20 · (1.7 · 100 ·
-0.56 M + 3 · 0.32 M) ≈ 7.7 GB. With `checkpoint_unroll=True` each student step keeps
-only its inputs (θ_{n-1}, the augmented batch, α) and is recomputed in the backward
-pass: ≈ 4 · syn_steps · (2 · P + batch_syn · H·W·C) bytes plus one step's
-intermediates (measured: +8.5 MB per student step in the setting above, 9x less),
-for ≈ 1.45x the time of a distillation step.
-
-`checkpoint_unroll="auto"` (the default) decides per run from that formula
-(`unroll_memory_bytes`): A is counted from the traced forward pass of one image (every
-floating-point op output: 1.25 M for ConvNet-3 at 32×32×3, whose measured c · A above
-is 0.95 M, hence the factor `_GRAPH_TO_TAPE`; the same at 28×28×1, which it pads to
-32×32), and the plain unroll is kept while its estimate is under
-`_AUTO_MEMORY_FRACTION` of the host's available memory, else the checkpointed one is
-used (Fashion-MNIST IPC 10: 7.6 GB, plain; IPC 50, 500 images per student step: 38 GB,
-checkpointed; the plain unroll was killed for memory at 24 GB on a 24 GiB machine).
-Where even the checkpointed unroll would not fit, the run stops before it starts and
-names `batch_syn`. With a GPU visible the host's memory says nothing about the
-device's, so "auto" keeps the plain unroll there.
+The module holds the distillation (`MTTConfig`, `MTT`, the functional student, the
+trajectory loss) and its registration; the experts, the augmentation and the memory
+model live in the three `mtt_*` modules named above, and their public names are
+importable from here as well.
 """
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tfcondense import atomic
 from tfcondense import hardware
-from tfcondense import progress as progress_lib
+from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError, check_choice
 from tfcondense.methods import base
+from tfcondense.methods import mtt_experts as experts_lib
+from tfcondense.methods import mtt_memory as memory_lib
+from tfcondense.methods.mtt_augment import AUG_MODES, Augment
+from tfcondense.methods.mtt_experts import (EXPERT_PATTERN, EXPERT_VERSION,
+                                            expert_init_seed, expert_paths,
+                                            flat_parameters, load_experts)
+from tfcondense.methods.mtt_memory import forward_floats, unroll_memory_bytes
+
+__all__ = [
+    "AUG_MODES", "Augment", "EXPERT_PATTERN", "EXPERT_VERSION", "FunctionalModel", "LOOPS",
+    "MTT", "MTTConfig", "SOURCE_LR_IMG", "expert_init_seed", "expert_paths",
+    "flat_parameters", "forward_floats", "load_experts", "train_experts",
+    "trajectory_loss", "unroll_memory_bytes",
+]
 
 #: Image learning rate per source, in the reference's normalised-image units (see the
 #: module docstring); sources not listed take `_DEFAULT_LR_IMG`.
@@ -98,28 +91,15 @@ SOURCE_LR_IMG: Dict[str, float] = {
 }
 _DEFAULT_LR_IMG = 1000.0
 
-#: Expert files in `experts_dir`: expert_0000.npy, expert_0001.npy, ...
-EXPERT_PATTERN = "expert_{:04d}.npy"
-_EXPERT_GLOB = "expert_*.npy"
-
-AUG_MODES = ("single", "all")
 LOOPS = ("python", "while")
 
 #: syn_steps above which `loop="auto"` uses a `tf.while_loop` (shorter traces).
 _AUTO_WHILE_ABOVE = 30
-#: checkpoint_unroll="auto" keeps the plain unroll while its estimated memory is under
-#: this fraction of the host's available memory.
-_AUTO_MEMORY_FRACTION = 0.6
-#: c · A of the module docstring per traced forward-pass float (0.95 M measured / 1.25 M
-#: counted for ConvNet-3 at 32×32×3).
-_GRAPH_TO_TAPE = 0.76
-
-
-def expert_paths(directory: Optional[str]) -> List[str]:
-  """The expert trajectory files in `directory` (sorted), [] if there are none."""
-  if not directory or not os.path.isdir(directory):
-    return []
-  return sorted(glob.glob(os.path.join(directory, _EXPERT_GLOB)))
+#: The memory model's constants under their names before the split (`mtt_memory`).
+_AUTO_MEMORY_FRACTION = memory_lib.AUTO_MEMORY_FRACTION
+_GRAPH_TO_TAPE = memory_lib.GRAPH_TO_TAPE
+#: Salt of the root [seed, .] of the per-step draws (tfcondense/seeds.py).
+SALT_ROOT = seeds.salt("mtt.root")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +133,7 @@ class MTTConfig:
     checkpoint_unroll: recompute each student step in the backward pass
       (`MTT.checkpointed_update`): memory ~ syn_steps x (P + batch pixels) instead of
       syn_steps x batch activations, for ~1.45x the time. "auto": only where the
-      plain unroll would not fit in memory (module docstring); the choice made is
+      plain unroll would not fit in memory (`mtt_memory`); the choice made is
       `MTT.checkpoint_unroll`.
     seed: everything random derives from it.
   """
@@ -193,9 +173,10 @@ class MTTConfig:
     if self.ipc < 1:
       raise InvalidConfigError(f"ipc must be >= 1, got {self.ipc}")
     if not expert_paths(self.experts_dir):
+      where = (f"holds no {experts_lib.describe_expected_files()} files" if self.experts_dir
+               else "is not set")
       raise InvalidConfigError(
-          f"MTT needs expert trajectories, but experts_dir={self.experts_dir!r} "
-          f"{'holds no ' + _EXPERT_GLOB + ' files' if self.experts_dir else 'is not set'}; "
+          f"MTT needs expert trajectories, but experts_dir={self.experts_dir!r} {where}; "
           "train them first with tfcondense.methods.mtt.train_experts(source, directory, "
           "num_experts, epochs) and pass experts_dir=directory")
     if self.expert_epochs < 1 or self.max_start_epoch < 1:
@@ -224,59 +205,6 @@ class MTTConfig:
     d = dataclasses.asdict(self)
     d["model_options"] = dict(self.model_options)
     return d
-
-
-class Augment:
-  """DSA on a batch with per-sample draws, in the reference's single or all mode.
-
-  "single" is the DSA / MTT reference `ParamDiffAug.aug_mode = 'S'`: one token of the
-  strategy (color, crop, cutout, flip, scale, rotate) is drawn per call and applied to
-  the whole batch with per-sample parameters; "all" applies every op in turn
-  (`DSA(mode="all")`).
-
-  In "single" mode with `differentiable=True` (the student batches, differentiated
-  w.r.t. the images) every token is applied and the drawn one kept by a one-hot
-  weighted sum: the gradient then needs no control flow (a `tf.switch_case`
-  gradient exports the crop / flip branches' boolean intermediates, which TF's type
-  inference rejects with a warning per trace), for a few element-wise passes over the
-  batch, negligible next to the network. With `differentiable=False` (the experts'
-  real batches) only the drawn token runs (`tf.switch_case`).
-  """
-
-  def __init__(self, strategy: str, mode: str = "single", differentiable: bool = True):
-    self.mode = check_choice("aug_mode", mode, AUG_MODES)
-    self.differentiable = differentiable
-    dsa_ops.parse_strategy(strategy)  # validates every token
-    if not strategy or strategy.lower() == "none":
-      tokens = []
-    else:
-      tokens = strategy.lower().split("_")
-    if self.mode == "all" or len(tokens) <= 1:
-      self.branches = [dsa_ops.DSA(strategy, mode="all")] if tokens else []
-    else:
-      self.branches = [dsa_ops.DSA(t, mode="all") for t in tokens]
-
-  def __call__(self, x: tf.Tensor, seed) -> tf.Tensor:
-    if not self.branches:
-      return x
-    if len(self.branches) == 1:
-      return self.branches[0](x, seed)
-    n = tf.shape(x)[0]
-    k = len(self.branches)
-    choice = tf.random.stateless_uniform([], base.fold(seed, 0x5E), 0, k, dtype=tf.int32)
-    if self.differentiable:
-      weights = tf.one_hot(choice, k, dtype=x.dtype)
-      return tf.add_n([weights[i] * b.apply(x, b.sample(n, base.fold(seed, i)))
-                       for i, b in enumerate(self.branches)])
-    fns = [lambda b=b, i=i: b.apply(x, b.sample(n, base.fold(seed, i)))
-           for i, b in enumerate(self.branches)]
-    return tf.switch_case(choice, fns)
-
-
-def flat_parameters(model) -> tf.Tensor:
-  """The model's trainable variables, flattened and concatenated (float32 [P])."""
-  return tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1])
-                    for v in model.trainable_variables], axis=0)
 
 
 class FunctionalModel:
@@ -312,59 +240,6 @@ def trajectory_loss(theta_end, theta_start, theta_target) -> tf.Tensor:
   return num / den
 
 
-_NOT_ACTIVATIONS = frozenset({"Const", "ReadVariableOp", "Identity", "Placeholder", "NoOp",
-                               "Shape", "Reshape"})
-
-
-def forward_floats(model, image_shape: Sequence[int]) -> int:
-  """Floating-point values one image's training-mode forward pass computes.
-
-  Counted over the outputs of the traced graph's ops (variable reads, constants and
-  reshapes excluded): the A of the module docstring's memory formula, up to the
-  `_GRAPH_TO_TAPE` factor.
-  """
-  spec = tf.TensorSpec((1,) + tuple(int(d) for d in image_shape), tf.float32)
-  graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(spec).graph
-  return int(sum(t.shape.num_elements() for op in graph.get_operations()
-                 if op.type not in _NOT_ACTIVATIONS for t in op.outputs
-                 if t.dtype.is_floating and t.shape.is_fully_defined()))
-
-
-def unroll_memory_bytes(syn_steps: int, batch_syn: int, forward: int, num_params: int,
-                        image_size: int, checkpointed: bool) -> float:
-  """Estimated memory of one distillation step's unroll (module docstring).
-
-  Args:
-    syn_steps, batch_syn: as MTTConfig (batch_syn resolved to a number).
-    forward: `forward_floats` of the student.
-    num_params: P, the student's parameter count.
-    image_size: H·W·C of one image.
-    checkpointed: whether each student step is recomputed in the backward pass.
-  """
-  step_activations = _GRAPH_TO_TAPE * batch_syn * forward
-  if checkpointed:
-    return 4.0 * (syn_steps * (2 * num_params + batch_syn * image_size) + step_activations)
-  return 4.0 * syn_steps * (step_activations + 3 * num_params)
-
-
-def _load_experts(paths: Sequence[str], num_params: int):
-  """Memory-maps the expert files; returns (arrays, rows common to all)."""
-  arrays = []
-  for p in paths:
-    try:
-      a = np.load(p, mmap_mode="r")
-    except (OSError, ValueError) as e:
-      raise InvalidConfigError(f"expert file {p} is unreadable ({e}); delete it and run "
-                               "train_experts again (it re-trains missing experts)") from e
-    if a.ndim != 2 or a.shape[1] != num_params or a.shape[0] < 2:
-      raise InvalidConfigError(
-          f"expert file {p} holds an array of shape {a.shape}, expected [epochs + 1, "
-          f"{num_params}] for this model; train experts with the same model and "
-          "model_options (train_experts(..., config=the MTTConfig)) into a new directory")
-    arrays.append(a)
-  return arrays, min(a.shape[0] for a in arrays)
-
-
 class MTT:
   """The MTT method object driven by `tfcondense.engine.run` (one step = one
   distillation iteration: one expert segment matched).
@@ -392,8 +267,8 @@ class MTT:
     self.model = build_model(cfg.model, source.image_shape, source.num_classes,
                              seed=cfg.seed, **dict(cfg.model_options))
     self.student = FunctionalModel(self.model)
-    self.experts, rows = _load_experts(expert_paths(cfg.experts_dir),
-                                       self.student.num_params)
+    self.experts, rows = load_experts(expert_paths(cfg.experts_dir),
+                                      self.student.num_params)
     #: start epochs are drawn from [0, max_start): s + expert_epochs <= rows - 1.
     self.max_start = min(cfg.max_start_epoch, rows - cfg.expert_epochs)
     if self.max_start < 1:
@@ -414,36 +289,20 @@ class MTT:
     #: Whether the unroll is checkpointed (config's checkpoint_unroll, "auto" resolved).
     self.checkpoint_unroll = self._choose_checkpointing(source)
     self._augment = Augment(cfg.strategy, cfg.aug_mode)
-    self._seed = tf.constant([cfg.seed, 0x377], tf.int64)
+    self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
     self._step_fn = tf.function(self._distill_step)
 
   def _choose_checkpointing(self, source) -> bool:
-    """Resolves checkpoint_unroll="auto" from the memory estimates (module docstring)."""
+    """Resolves checkpoint_unroll="auto" from the memory estimates (`mtt_memory`)."""
     cfg = self.config
     if cfg.checkpoint_unroll != "auto":
       return bool(cfg.checkpoint_unroll)
     available = hardware.available_memory_bytes()
     if available is None or tf.config.list_physical_devices("GPU"):
-      return False
-    forward = forward_floats(self.model, source.image_shape)
-    args = (cfg.syn_steps, self.batch_syn, forward, self.student.num_params,
-            int(np.prod(source.image_shape)))
-    plain = unroll_memory_bytes(*args, checkpointed=False)
-    if plain <= _AUTO_MEMORY_FRACTION * available:
-      return False
-    checkpointed = unroll_memory_bytes(*args, checkpointed=True)
-    gib = 2.0 ** 30
-    if checkpointed > _AUTO_MEMORY_FRACTION * available:
-      raise InvalidConfigError(
-          f"MTT's unroll of {cfg.syn_steps} student steps on {self.batch_syn} images needs "
-          f"about {plain / gib:.1f} GiB ({checkpointed / gib:.1f} GiB checkpointed), more "
-          f"than {_AUTO_MEMORY_FRACTION:.0%} of this machine's {available / gib:.1f} GiB "
-          "available; lower batch_syn "
-          "(images per student step) or syn_steps")
-    logging.info("MTT: checkpointing the unroll (plain: about %.1f GiB of %.1f GiB "
-                 "available; checkpointed: %.1f GiB)", plain / gib, available / gib,
-                 checkpointed / gib)
-    return True
+      return False  # with a GPU the host's memory says nothing about the device's
+    return memory_lib.needs_checkpointing(
+        available, cfg.syn_steps, self.batch_syn, forward_floats(self.model, source.image_shape),
+        self.student.num_params, int(np.prod(source.image_shape)))
 
   # -- state -------------------------------------------------------------------------
   def checkpoint_items(self) -> Dict[str, Any]:
@@ -570,103 +429,17 @@ class MTT:
 
 
 # -- experts -----------------------------------------------------------------------------
-def _save_atomic(path: str, array: np.ndarray) -> None:
-  with atomic.replacing(path, ".npy") as tmp:
-    np.save(tmp, array)
-
-
-def expert_init_seed(seed: int, index: int) -> int:
-  """The `models.initialize` seed of expert `index` (a Python int).
-
-  `stateless_fold_in(seed, data)` returns [f(seed), data]: its first element does
-  not depend on `data`, so the index is folded in and a constant after it, and the
-  first element of the result is taken.
-  """
-  s = base.fold(tf.constant([seed, 0xE4E], tf.int64), index, 1)
-  return int(s[0].numpy()) % (2**31 - 1)
-
-
 def train_experts(source, directory: str, num_experts: int, epochs: int,
-                  config: Optional[MTTConfig] = None, *, steps_per_epoch: Optional[int] = None,
-                  batch_size: int = 256, momentum: float = 0.0, weight_decay: float = 0.0,
-                  show_progress: bool = True) -> List[str]:
-  """Trains expert networks on the real data and saves their trajectories (MTT's
-  `buffer.py`).
+                  config: Optional[MTTConfig] = None, **options) -> List[str]:
+  """`mtt_experts.train_experts` with `config` defaulting to `MTTConfig()`.
 
-  Expert i starts from `models.initialize(model, expert_init_seed(config.seed, i))`
-  and is trained with SGD (lr `config.lr_teacher`, `momentum`, `weight_decay`;
-  reference 0.01, 0, 0) on shuffled batches of `batch_size` real
-  images, normalised and augmented with `config.strategy` / `config.aug_mode` drawn
-  per sample. After every epoch (and before the first) the flattened trainable
-  parameters are recorded; the `[epochs + 1, P]` float32 array is written atomically
-  to `directory/expert_{i:04d}.npy` when the expert is done. Experts whose file exists
-  are skipped, so an interrupted call resumes by running it again.
-
-  Args:
-    source: the SourceData.
-    directory: where the expert files go (created).
-    num_experts: experts wanted in total (existing ones count).
-    epochs: epochs per expert (the reference trains 50).
-    config: an MTTConfig for model, model_options, lr_teacher, strategy, aug_mode and
-      seed (experts_dir is not needed here); default MTTConfig().
-    steps_per_epoch: at most this many batches per "epoch" (None: a full pass), for
-      short CPU runs and tests.
-    batch_size, momentum, weight_decay: the SGD settings.
-    show_progress: draw a progress bar (one tick per epoch).
-
-  Returns:
-    The paths of experts 0 .. num_experts - 1.
+  Trains `num_experts` expert networks of `epochs` epochs each on the real data into
+  `directory` (existing experts of the current version are kept) and returns their
+  paths; `**options` are that function's keyword arguments (steps_per_epoch,
+  batch_size, momentum, weight_decay, show_progress).
   """
-  from tfcondense.models import build_model, initialize  # pylint: disable=g-import-not-at-top
-  cfg = config or MTTConfig()
-  if num_experts < 1 or epochs < 1:
-    raise InvalidConfigError(f"num_experts and epochs must be >= 1, got {num_experts}, "
-                             f"{epochs}")
-  if steps_per_epoch is not None and steps_per_epoch < 1:
-    raise InvalidConfigError(f"steps_per_epoch must be >= 1 or None, got {steps_per_epoch}")
-  os.makedirs(directory, exist_ok=True)
-  paths = [os.path.join(directory, EXPERT_PATTERN.format(i)) for i in range(num_experts)]
-  todo = [i for i, p in enumerate(paths) if not os.path.exists(p)]
-  if not todo:
-    return paths
-
-  real = base.RealData(source)
-  model = build_model(cfg.model, source.image_shape, source.num_classes, seed=cfg.seed,
-                      **dict(cfg.model_options))
-  variables = list(model.trainable_variables)
-  buffers = base.zeros_like_all(variables)
-  augment = Augment(cfg.strategy, cfg.aug_mode, differentiable=False)
-  full = -(-real.size // batch_size)
-  steps = min(full, int(steps_per_epoch)) if steps_per_epoch else full
-  root = tf.constant([cfg.seed, 0xE4E], tf.int64)
-
-  @tf.function
-  def train_epoch(seed):
-    perm = tf.argsort(tf.random.stateless_uniform([real.size], base.fold(seed, 1)))
-    for i in tf.range(steps):
-      idx = perm[i * batch_size:tf.minimum((i + 1) * batch_size, real.size)]
-      x = real.normalize(tf.gather(real.images, idx))
-      x = augment(x, base.fold(seed, 2, tf.cast(i, tf.int64)))
-      y = tf.gather(real.labels, idx)
-      with tf.GradientTape() as tape:
-        loss = base.cross_entropy(model(x, training=True), y)
-      grads = tape.gradient(loss, variables)
-      base.sgd_momentum(variables, buffers, grads, cfg.lr_teacher, momentum, weight_decay)
-    return tf.constant(0)
-
-  with progress_lib.progress(len(todo) * epochs, "experts", enabled=show_progress,
-                             unit="epoch") as bar:
-    for i in todo:
-      initialize(model, expert_init_seed(cfg.seed, i))
-      for b in buffers:
-        b.assign(tf.zeros_like(b))
-      rows = [flat_parameters(model).numpy()]
-      for epoch in range(epochs):
-        train_epoch(base.fold(root, i, epoch))
-        rows.append(flat_parameters(model).numpy())
-        bar.update(1)
-      _save_atomic(paths[i], np.stack(rows).astype(np.float32))
-  return paths
+  return experts_lib.train_experts(source, directory, num_experts, epochs,
+                                   config or MTTConfig(), **options)
 
 
 def _build(source, config, init_options):

@@ -40,6 +40,7 @@ import tensorflow as tf
 from tfcondense import atomic
 from tfcondense import fileio
 from tfcondense import progress as progress_lib
+from tfcondense import seeds
 from tfcondense.augment import mix
 from tfcondense.augment import ops as dsa_ops
 from tfcondense.errors import InvalidConfigError
@@ -53,13 +54,16 @@ MEMBER = "member_{:03d}.npz"
 #: Bumped when the way members are trained changes (part of the pool key).
 VERSION = 1
 
-# Named salts of the stateless seeds (folded into [seed, _ROOT_SALT]).
-_ROOT_SALT = 0xACDD
-SALT_MEMBER_INIT = 1      # member i's initialisation
-SALT_MEMBER_BATCHES = 2   # member i's epoch permutations, augmentation and CutMix
-SALT_DIRECTION = 3        # perturb: the Gaussian directions (variable, direction)
-SALT_COEFFICIENT = 4      # perturb: |a|, |b|
-SALT_SIGN = 5             # perturb: the signs of a, b
+# Salts (tfcondense/seeds.py): member i's initialisation (fresh_seed(seed, ., i)); the
+# root [seed, SALT_ROOT] into which member i's epoch permutations, augmentation and
+# CutMix fold SALT_MEMBER_BATCHES; folded into perturb's key: the Gaussian directions
+# (variable, direction), |a|, |b| and their signs.
+SALT_ROOT = seeds.salt("pool.root")
+SALT_MEMBER_INIT = seeds.salt("pool.member_init")
+SALT_MEMBER_BATCHES = seeds.salt("pool.member_batches")
+SALT_DIRECTION = seeds.salt("pool.direction")
+SALT_COEFFICIENT = seeds.salt("pool.coefficient")
+SALT_SIGN = seeds.salt("pool.sign")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +129,7 @@ def pool_directory(source, config: PoolConfig, root: Optional[str] = None) -> st
 
 def member_seed(seed: int, index: int) -> int:
   """The `models.initialize` seed of member `index` (a Python int)."""
-  return base.fresh_seed(seed, _ROOT_SALT + SALT_MEMBER_INIT, index)
+  return base.fresh_seed(seed, SALT_MEMBER_INIT, index)
 
 
 def build_network(config: PoolConfig, source):
@@ -178,7 +182,7 @@ class _Trainer:
     initialize(self.model, member_seed(cfg.seed, index))
     for b in self.buffers:
       b.assign(tf.zeros_like(b))
-    root = tf.constant([cfg.seed, _ROOT_SALT], tf.int64)
+    root = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
     for epoch in range(cfg.epochs):
       self._epoch_fn(base.fold(root, SALT_MEMBER_BATCHES, index, epoch))
       if bar is not None:

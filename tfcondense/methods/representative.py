@@ -32,14 +32,16 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfcondense import seeds
 from tfcondense import synthetic as synthetic_lib
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 from tfcondense.methods.selection import kcenter_indices
 
-# Named salts of the stateless seeds.
-SALT_CANDIDATES = 0xD7E1   # which real images of a class are candidates
-SALT_KMEANS = 0xD7E2       # k-means' random_state
+# Salts (tfcondense/seeds.py): the root [seed, SALT_CANDIDATES] of which real images of
+# a class are candidates; k-means' random_state (fresh_seed(seed, SALT_KMEANS, .)).
+SALT_CANDIDATES = seeds.salt("representative.candidates")
+SALT_KMEANS = seeds.salt("representative.kmeans")
 
 
 def medoids(features: np.ndarray, k: int, seed: int, max_iter: int = 100) -> np.ndarray:
