@@ -223,8 +223,7 @@ def main(argv):
 def _protocol(source_name):
   """The --evaluate protocol for `source_name`."""
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
-  return ev.get_protocol(_PROTOCOL.value, precision=_EVAL_PRECISION.value,
-                         augmentation=ev.default_augmentation(source_name))
+  return ev.resolve_protocol(_PROTOCOL.value, source_name, precision=_EVAL_PRECISION.value)
 
 
 def run():

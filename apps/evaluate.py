@@ -227,13 +227,13 @@ def main(argv):
   if _DATA_DIR.value:
     kwargs.update(data.data_dir_kwargs(_SOURCE.value, _DATA_DIR.value))
   source = data.load_source(_SOURCE.value, **kwargs)
-  overrides = dict(augmentation=_AUG.value or ev.default_augmentation(source.name),
+  overrides = dict(augmentation=_AUG.value,
                    precision=_PRECISION.value, strategy=_DSA_STRATEGY.value)
   if _STEPS.value is not None:
     overrides.update(steps=_STEPS.value, epochs=None)
   elif _EPOCHS.value is not None:
     overrides.update(epochs=_EPOCHS.value, steps=None)
-  protocol = ev.get_protocol(_PROTOCOL.value, **overrides)
+  protocol = ev.resolve_protocol(_PROTOCOL.value, source.name, **overrides)
   print(f"source {source.name}: {len(source.train_labels)} train / "
         f"{len(source.test_labels)} test images, {source.num_classes} classes")
   print(f"protocol {protocol.describe()}")

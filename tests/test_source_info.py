@@ -50,3 +50,18 @@ def test_export_reads_the_normalisation_from_the_info():
   assert export.NORMALIZATION["fashion_mnist"] == (data.source_info("fashion_mnist").mean,
                                                    data.source_info("fashion_mnist").std)
   assert "speech_commands" not in export.NORMALIZATION
+
+
+def test_one_protocol_resolution_reads_the_source_info():
+  from tfcondense import evaluation as ev
+  speech = ev.resolve_protocol("cpu", "speech_commands")
+  assert speech.augmentation == "none" and ev.default_model("speech_commands") == "convnet4"
+  assert ev.resolve_protocol("cpu", "speech_commands", augmentation="dsa").augmentation == "dsa"
+  assert ev.resolve_protocol("cpu", "toy").augmentation == "dsa"  # unregistered: standard
+  given = ev.get_protocol("quick", augmentation="crop_flip")
+  assert ev.resolve_protocol(given, "speech_commands") is given  # an object is used as is
+  assert ev.resolve_protocol("cpu", "fashion_mnist", steps=7).total_steps(100) == 7
+  assert ev.recipe(ev.get_protocol("cpu"), "mnist") == "dsa(color_crop_scale_rotate)+cutmix(0.5)"
+  assert ev.recipe(ev.get_protocol("cpu"), "fashion_mnist") == \
+      "dsa(color_crop_flip_scale_rotate)+cutmix(0.5)"
+  assert "digits" in ev.NO_FLIP_SOURCES and "fashion_mnist" not in ev.NO_FLIP_SOURCES

@@ -71,8 +71,7 @@ def evaluate_artifact(art: artifact_lib.Artifact, source, *,
     show_progress: progress bars.
     desc: progress bar label.
   """
-  if isinstance(protocol, str):
-    protocol = ev.get_protocol(protocol, augmentation=ev.default_augmentation(source.name))
+  protocol = ev.resolve_protocol(protocol, source.name)
   images, labels, soft = soft_lib.training_set(art)
   return ev.evaluate(images, labels, source, model=model, protocol=protocol,
                      repetitions=repetitions, seed=seed, soft_labels=soft, cluster=cluster,
@@ -125,8 +124,8 @@ def condense(method: str, source, ipc: int, *, seed: int = 0,
     artifact_dir = os.path.join(options.workdir, "artifact")
   if cluster is not None and not cluster.is_chief:
     artifact_dir = None
-  if isinstance(evaluate, str):  # an unknown protocol fails before any work
-    evaluate = ev.get_protocol(evaluate, augmentation=ev.default_augmentation(source.name))
+  if evaluate is not None:  # an unknown protocol fails before any work
+    evaluate = ev.resolve_protocol(evaluate, source.name)
   if kind(method) == "selection":
     # cache_dir and show_progress are hints every caller may give: a method that does
     # not name them does not get them (any other option it does not name is an error).

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcondense import hardware
+from tfcondense.data import info as data_info
 from tfcondense import progress as progress_lib
 from tfcondense import seeds
 from tfcondense import soft_labels as soft_lib
@@ -164,31 +165,35 @@ PROTOCOLS: Dict[str, Protocol] = {
     "smoke": Protocol(name="smoke", epochs=None, steps=4, num_evals=1, batch_size=16),
 }
 
-#: Sources whose classes are not symmetric under a horizontal flip (IDC disables it).
-NO_FLIP_SOURCES = frozenset({"mnist", "svhn_cropped", "svhn", "digits", "usps"})
+# Per-source evaluation settings live in each source's registered SourceInfo
+# (tfcondense/data/info.py): IDC evaluates its speech sets with ConvNet-4 and no
+# augmentation (Kim et al. 2022, speech/ in the reference code) and disables flips on
+# digits; sources without info (in-memory sets) get ConvNet-3, the protocol's
+# augmentation and flips.
+
+#: Registered sources whose classes are not symmetric under a horizontal flip.
+NO_FLIP_SOURCES = frozenset(n for n in data_info.INFO if not data_info.INFO.get(n).flip_safe)
 
 
-#: Evaluation settings that differ by source: IDC evaluates its speech sets with
-#: ConvNet-4 and no augmentation (Kim et al. 2022, speech/ in the reference code).
-SOURCE_DEFAULTS: Dict[str, Dict[str, str]] = {
-    "speech_commands": dict(model="convnet4", augmentation="none"),
-}
+def flip_safe(source_name: str) -> bool:
+  """Whether the evaluation augmentation may flip `source_name`'s images."""
+  return data_info.info_or_default(source_name).flip_safe
 
 
 def default_model(source_name: str) -> str:
   """The evaluation network for a source: ConvNet-4 for speech, else ConvNet-3."""
-  return SOURCE_DEFAULTS.get(source_name, {}).get("model", "convnet3")
+  return data_info.info_or_default(source_name).eval_model
 
 
 def default_augmentation(source_name: str) -> Optional[str]:
   """A source's evaluation augmentation, or None to keep the protocol's (dsa)."""
-  return SOURCE_DEFAULTS.get(source_name, {}).get("augmentation")
+  return data_info.info_or_default(source_name).eval_augmentation
 
 
 def recipe(protocol: Protocol, source_name: str) -> str:
   """`protocol`'s exact augmentation recipe on `source_name` (flip where allowed),
   e.g. `dsa(color_crop_flip_scale_rotate)+cutmix(0.5)` on Fashion-MNIST."""
-  return protocol.augmentation_spec(flip=source_name not in NO_FLIP_SOURCES)
+  return protocol.augmentation_spec(flip=flip_safe(source_name))
 
 
 def row_recipe(row: Dict[str, Any]) -> str:
@@ -201,6 +206,20 @@ def row_recipe(row: Dict[str, Any]) -> str:
 def row_version(row: Dict[str, Any]) -> int:
   """The protocol version of a stored result (1 where none was recorded)."""
   return int(row.get("protocol_version", 1))
+
+
+def resolve_protocol(protocol: Union[str, Protocol], source_name: str,
+                     **overrides) -> Protocol:
+  """The protocol to evaluate a set of `source_name` with: the one resolution every
+  caller (evaluate, compare, tfc.condense, the apps) goes through.
+
+  A protocol *name* takes the source's evaluation augmentation (`default_augmentation`:
+  "none" for speech) unless `overrides` give one; a Protocol object is used as given.
+  Then the overrides apply (None values are ignored), as in `get_protocol`.
+  """
+  if isinstance(protocol, str) and overrides.get("augmentation") is None:
+    overrides["augmentation"] = default_augmentation(source_name)
+  return get_protocol(protocol, **overrides)
 
 
 def get_protocol(protocol: Union[str, Protocol], **overrides) -> Protocol:
@@ -497,9 +516,7 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
   Returns:
     An EvalResult with best and last test accuracy (%) per repetition.
   """
-  if isinstance(protocol, str):
-    protocol = get_protocol(protocol, augmentation=default_augmentation(source.name))
-  protocol = get_protocol(protocol)
+  protocol = resolve_protocol(protocol, source.name)
   model = model or default_model(source.name)
   images = np.asarray(images, np.float32)
   labels = np.asarray(labels, np.int32)

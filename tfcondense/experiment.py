@@ -140,7 +140,7 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
     cells: what to evaluate.
     model: evaluation model name (None: the source's, `evaluate.default_model`).
     protocol: evaluation protocol (name or Protocol; a name takes the source's
-      default augmentation, `evaluate.SOURCE_DEFAULTS`).
+      default augmentation, `evaluation.resolve_protocol`).
     repetitions: evaluation repetitions per cell.
     seed: seed for selection and evaluation.
     results_path: JSON file holding finished rows (read first, appended to).
@@ -157,9 +157,7 @@ def compare(source, cells: Iterable[Cell], *, model: Optional[str] = None,
     (the stored rows first; the same on every worker).
   """
   log = log or logging.info
-  if isinstance(protocol, str):
-    protocol = ev.get_protocol(protocol, augmentation=ev.default_augmentation(source.name))
-  protocol = ev.get_protocol(protocol)
+  protocol = ev.resolve_protocol(protocol, source.name)
   model = model or ev.default_model(source.name)
   if cluster is not None and cluster.multi_worker:
     rows = cluster.broadcast_json(read_rows(results_path) if cluster.is_chief else [])

@@ -126,7 +126,7 @@ def train_teacher(source, config: TeacherConfig = TeacherConfig(),
       return Teacher(net, tuple(source.mean), tuple(source.std), config,
                      fileio.read_json(json_path))
   trainer = ev.Trainer(net, source.train_images, source.train_labels, source.mean,
-                       source.std, protocol, flip=source.name not in ev.NO_FLIP_SOURCES)
+                       source.std, protocol, flip=ev.flip_safe(source.name))
   trainer.reset(config.seed)
   with progress_lib.progress(trainer.total_steps, f"teacher {source.name}",
                              enabled=show_progress, unit="step") as bar:
