@@ -147,6 +147,16 @@ class SourceSpec:
     if not (self.num_classes or self.nclasses):
       raise ValueError(f"{self.name}: give class_names, num_classes or nclasses")
 
+  @classmethod
+  def from_info(cls, name: str, **fields) -> "SourceSpec":
+    """The spec of source `name` with its title and image shape (and class count, unless
+    `fields` name the classes) from its registered `tfcondense.data.SourceInfo`."""
+    from tfcondense import data  # pylint: disable=g-import-not-at-top
+    info = data.source_info(name)
+    if not {"class_names", "num_classes", "nclasses"} & fields.keys():
+      fields["num_classes"] = info.num_classes
+    return cls(name=name, title=info.title, image_shape=info.image_shape, **fields)
+
   def factor(self, method: str) -> int:
     """The multi-formation factor that is part of `method` (1 without formation)."""
     if method == "idc":

@@ -4,9 +4,8 @@ from __future__ import annotations
 from datasets_builders import _condensed
 from tfcondense.data.tfds_sources import CIFAR100_NAMES
 
-SOURCE = _condensed.register_source(_condensed.SourceSpec(
-    name="cifar100", title="CIFAR-100", image_shape=(32, 32, 3),
-    class_names=CIFAR100_NAMES, homepage="https://www.cs.toronto.edu/~kriz/cifar.html"))
+SOURCE = _condensed.register_source(_condensed.SourceSpec.from_info(
+    "cifar100", class_names=CIFAR100_NAMES, homepage="https://www.cs.toronto.edu/~kriz/cifar.html"))
 
 
 class Builder(_condensed.CondensedBuilder):

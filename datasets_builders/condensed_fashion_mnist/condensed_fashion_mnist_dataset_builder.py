@@ -4,9 +4,8 @@ from __future__ import annotations
 from datasets_builders import _condensed
 from tfcondense.data.fashion_mnist import CLASS_NAMES
 
-SOURCE = _condensed.register_source(_condensed.SourceSpec(
-    name="fashion_mnist", title="Fashion-MNIST", image_shape=(28, 28, 1),
-    class_names=CLASS_NAMES, homepage="https://github.com/zalandoresearch/fashion-mnist"))
+SOURCE = _condensed.register_source(_condensed.SourceSpec.from_info(
+    "fashion_mnist", class_names=CLASS_NAMES, homepage="https://github.com/zalandoresearch/fashion-mnist"))
 
 
 class Builder(_condensed.CondensedBuilder):

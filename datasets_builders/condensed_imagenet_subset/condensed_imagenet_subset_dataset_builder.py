@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datasets_builders import _condensed
 
-SOURCE = _condensed.register_source(_condensed.SourceSpec(
-    name="imagenet_subset", title="ImageNet subset", image_shape=(224, 224, 3),
+SOURCE = _condensed.register_source(_condensed.SourceSpec.from_info(
+    "imagenet_subset",
     # Classes are the first nclass wnids of the user's class list: one config per
     # count, label names from each artifact's meta.json.
     nclasses=(10, 100), idc_factor=3, homepage="https://www.image-net.org/"))

@@ -4,9 +4,8 @@ from __future__ import annotations
 from datasets_builders import _condensed
 from tfcondense.data.speech import CLASS_NAMES
 
-SOURCE = _condensed.register_source(_condensed.SourceSpec(
-    name="speech_commands", title="Speech Commands (8 words)", image_shape=(64, 64, 1),
-    class_names=CLASS_NAMES,  # the 8 words of IDC's Mini Speech Commands
+SOURCE = _condensed.register_source(_condensed.SourceSpec.from_info(
+    "speech_commands", class_names=CLASS_NAMES,  # the 8 words of IDC's Mini Speech Commands
     formation="time",
     homepage="https://www.tensorflow.org/datasets/catalog/speech_commands"))
 

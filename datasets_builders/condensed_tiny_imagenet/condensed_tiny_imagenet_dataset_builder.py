@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datasets_builders import _condensed
 
-SOURCE = _condensed.register_source(_condensed.SourceSpec(
-    name="tiny_imagenet", title="Tiny ImageNet", image_shape=(64, 64, 3),
+SOURCE = _condensed.register_source(_condensed.SourceSpec.from_info(
+    "tiny_imagenet",
     # The source names its 200 classes from the dataset's own wnids.txt / words.txt, so
     # the label names come from each artifact's meta.json.
     num_classes=200, homepage="https://www.kaggle.com/c/tiny-imagenet"))
