@@ -499,7 +499,7 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
     model: model registry name (None: `default_model(source.name)`, ConvNet-3, or
       ConvNet-4 for speech).
     protocol: a Protocol, or a name in PROTOCOLS whose augmentation is then the
-      source's default where it has one (`SOURCE_DEFAULTS`: none for speech).
+      source's default where it has one (its SourceInfo: none for speech).
     repetitions: independent runs with seeds seed, seed+1, ...
     seed: base seed.
     model_kwargs: extra options for the model factory.

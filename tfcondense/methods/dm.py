@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from tfcondense import data
 from tfcondense import hardware
 from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
@@ -90,15 +91,16 @@ class DMConfig:
   perturb_range: Tuple[float, float] = (0.01, 0.09)
 
   def resolve(self, source_name: str) -> "DMConfig":
-    """Fills None fields: the spectrogram source gets IDC's speech network (ConvNet-4)
-    and time-axis formation (`idc.SOURCE_DEFAULTS`); every other source ConvNet-3."""
-    from tfcondense.methods import idc  # pylint: disable=g-import-not-at-top
-    d = idc.SOURCE_DEFAULTS.get(source_name, {})
+    """Fills None fields from the source's `SourceInfo`: a spectrogram source gets its
+    evaluation network (ConvNet-4, as IDC's speech code) and time-axis formation; every
+    other source ConvNet-3 and uniform tiles."""
+    info = data.info_or_default(source_name)
+    spectrogram = info.kind == "spectrogram"
     cfg = dataclasses.replace(
         self, formation=self.formation or ("identity" if self.factor == 1
-                                           else d.get("formation", "uniform")),
+                                           else "time" if spectrogram else "uniform"),
         init=self.init or ("mix" if self.factor > 1 else "random"),
-        model=self.model or d.get("model", "convnet3"))
+        model=self.model or (info.eval_model if spectrogram else "convnet3"))
     cfg.check()
     return cfg
 

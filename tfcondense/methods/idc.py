@@ -50,6 +50,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from tfcondense import data
 from tfcondense import hardware
 from tfcondense import matching
 from tfcondense import seeds
@@ -80,11 +81,22 @@ SOURCE_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "cifar100": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),
     "tiny_imagenet": dict(lr_img=5e-3, metric="mse", n_data=2000, factor=2),  # ours
     "imagenet_subset": dict(lr_img=3e-3, metric="l1", n_data=500, factor=3),
+    # formation "time" and ConvNet-4 come from the source's SourceInfo (a spectrogram).
     "speech_commands": dict(lr_img=3e-3, lr_units="normalised", metric="l1", n_data=500,
-                            factor=2,
-                            formation="time", model="convnet4", lr_net=3e-4),
+                            factor=2, lr_net=3e-4),
 }
 _FALLBACK = dict(lr_img=1e-3, metric="l1", n_data=500, factor=2)
+
+
+def source_defaults(source_name: str) -> Dict[str, Any]:
+  """IDC's settings for a source: its `SOURCE_DEFAULTS` row (or the fallback), with a
+  spectrogram source's time-axis formation and network from its `SourceInfo`."""
+  d = dict(SOURCE_DEFAULTS.get(source_name, _FALLBACK))
+  info = data.info_or_default(source_name)
+  if info.kind == "spectrogram":
+    d.setdefault("formation", "time")
+    d.setdefault("model", info.eval_model)
+  return d
 
 # Salts (tfcondense/seeds.py): the root [seed, SALT_ROOT] of the per-step draws; the
 # fresh network of each outer iteration; the seed of the representative refreshes
@@ -215,7 +227,7 @@ class IDCConfig:
 
   def resolve(self, source_name: str) -> "IDCConfig":
     """Fills None fields from `SOURCE_DEFAULTS` and the arm, and checks the values."""
-    d = SOURCE_DEFAULTS.get(source_name, _FALLBACK)
+    d = source_defaults(source_name)
     arm = ARMS.get(self.arm)
     factor = self.factor if self.factor is not None else d["factor"]
     formation = self.formation or ("identity" if factor == 1
