@@ -10,8 +10,9 @@ Modules: `budgets` (presets), `store` (one JSON file per cell), `context` (sourc
 condensed sets, cached evaluations), `suites` (augmentation, compression, transfer,
 nas, init, cost), `ddranking` (DD-Ranking's HLR / IOR / LRS / ARS), `nas` (rank
 correlations, NAS-Bench-201 files; Dong & Yang, ICLR 2020), `init_study`, `cost`,
-`plots`, `report`. Submodules load on first use (importing this package does not import
-TensorFlow).
+`plots`, `report` (built from `analysis`: tables and findings from the cells,
+`rendering`: HTML and Markdown, `browser`: headless Chromium). Submodules load on
+first use (importing this package does not import TensorFlow).
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ _LAZY = {
     "rank_correlation": "tfcondense.bench.nas",
     "load_nasbench201": "tfcondense.bench.nas",
 }
-_SUBMODULES = ("budgets", "context", "cost", "ddranking", "init_study", "nas", "plots",
-               "report", "store", "suites")
+_SUBMODULES = ("analysis", "browser", "budgets", "context", "cost", "ddranking", "init_study",
+               "nas", "plots", "rendering", "report", "store", "suites")
 
 __all__ = list(_LAZY) + list(_SUBMODULES)
 
