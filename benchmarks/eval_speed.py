@@ -41,15 +41,16 @@ def main(argv):
   from tfcondense import data  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import api  # pylint: disable=g-import-not-at-top
+  from tfcondense import training  # pylint: disable=g-import-not-at-top
 
   source = data.load_source("fashion_mnist")
   art = api.condense("random", source, ipc=40, seed=0).artifact
   trainers = {}
   for precision in _PRECISIONS.value:
     protocol = ev.get_protocol("paper", augmentation=_AUG.value, precision=precision)
-    net = ev.build_with_precision(precision, _MODEL.value, source.image_shape,
-                                  source.num_classes)
-    tr = ev.Trainer(net, art.images, art.labels, source.mean, source.std, protocol)
+    net = training.build_with_precision(precision, _MODEL.value, source.image_shape,
+                                        source.num_classes)
+    tr = training.Trainer(net, art.images, art.labels, source.mean, source.std, protocol)
     tr.reset(0)
     t0 = time.perf_counter()
     tr.train(0, 20)  # trace + warm-up

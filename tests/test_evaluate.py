@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tests.fixtures import quadrant_source
 from tfcondense import evaluation as ev
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
 
 FAST = ev.Protocol(name="test", epochs=None, steps=40, batch_size=16, num_evals=2,
@@ -34,7 +35,7 @@ def _fill_blocks(protocol, n=256, side=28, block=6):
   square of the fill colour (the normalised zero that cutout, crop, scale and rotate fill
   with). Crop / scale / rotate fill at most 4-pixel strips or corner triangles of a
   28 x 28 image; a cutout square is 14 x 14 (at least 7 x 7 at a corner)."""
-  policy = ev.make_augmentation(protocol, (side, side, 1), flip=True, **FASHION_STATS)
+  policy = training.make_augmentation(protocol, (side, side, 1), flip=True, **FASHION_STATS)
   x = tf.fill([n, side, side, 1], 0.8)  # normalised ~1.46; brightness moves it by <= 0.5
   out = (policy(x, tf.constant([3, 4], tf.int64)).numpy()[..., 0] - 0.2861) / 0.3530
   fill = (np.abs(out) < 0.3).astype(np.float32)
@@ -84,36 +85,6 @@ def test_epochs_with_a_floor_and_a_ceiling_of_steps():
   assert "10 epochs (>= 100, <= 500 steps)" in p.describe()
   with pytest.raises(InvalidConfigError, match="min_steps must be at least 1"):
     ev.Protocol(epochs=10, min_steps=0)
-
-
-def test_lr_schedule_steps_down_at_two_thirds_and_five_sixths():
-  p = ev.Protocol(lr=0.1)
-  lrs = [float(ev._lr_at(tf.constant(s), 60, p)) for s in (0, 39, 40, 49, 50, 59)]
-  np.testing.assert_allclose(lrs, [0.1, 0.1, 0.02, 0.02, 0.004, 0.004], rtol=1e-6)
-
-
-def test_sgd_update_matches_pytorch_formula():
-  w = tf.Variable([1.0, -2.0])
-  buf = tf.Variable([0.5, 0.5])
-  g = tf.constant([0.1, 0.2])
-  ev._sgd_update([w], [buf], [g], lr=0.1, momentum=0.9, weight_decay=0.01)
-  d = np.array([0.1, 0.2]) + 0.01 * np.array([1.0, -2.0])
-  b = 0.9 * 0.5 + d
-  np.testing.assert_allclose(buf.numpy(), b, rtol=1e-6)
-  np.testing.assert_allclose(w.numpy(), np.array([1.0, -2.0]) - 0.1 * b, rtol=1e-6)
-
-
-def test_each_epoch_visits_every_image_once():
-  src = quadrant_source(n_per_class=4)  # 16 images, batch 8 -> 2 steps per epoch
-  from tfcondense.models import build_model
-  net = build_model("mlp", src.image_shape, 4)
-  tr = ev.Trainer(net, src.train_images, src.train_labels, src.mean, src.std,
-                  ev.Protocol(batch_size=8, epochs=2, augmentation="none"))
-  tr.reset(0)
-  for epoch in range(2):
-    seen = np.concatenate([tr._batch_indices(tf.constant(epoch * 2 + s, tf.int64)).numpy()
-                           for s in range(2)])
-    assert sorted(seen) == list(range(16))
 
 
 def test_evaluate_learns_a_separable_task_and_is_deterministic():

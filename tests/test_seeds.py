@@ -23,7 +23,7 @@ _TAG_LIMIT = 16
 
 #: The values of every salt before the table existed (issue 43), spelled as they were.
 PRE_TABLE = {
-    "evaluation.trainer": 0x5EED, "evaluation.epoch_order": 1, "synthetic.noise_init": 0x1A1,
+    "training.trainer": 0x5EED, "training.epoch_order": 1, "synthetic.noise_init": 0x1A1,
     "dc.root": 0xDC, "dc.model_init": 0xDD, "dm.root": 0xD1, "dm.model_init": 0xD2,
     "dm.pool_draw": 0x9D1, "dm.perturb": 0x9D2, "idc.root": 0x1DC, "idc.model_init": 0x0E7,
     "idc.representative": 0x9D3, "idc.pool_draw": 0x9D1, "idc.perturb": 0x9D2,

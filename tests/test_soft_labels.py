@@ -9,6 +9,7 @@ from tests.fixtures import quadrant_source
 from tfcondense import artifact as artifact_lib
 from tfcondense import evaluation as ev
 from tfcondense import soft_labels as soft_lib
+from tfcondense import training
 from tfcondense.errors import CorruptArtifactError, InvalidConfigError
 from tfcondense.models import build_model
 
@@ -87,8 +88,8 @@ def test_artifact_round_trip_counts_the_soft_label_bytes(tmp_path):
 
 def _trained_weights(src, protocol, soft=None, steps=12):
   net = build_model("convnet3", src.image_shape, 4, seed=0)
-  tr = ev.Trainer(net, src.train_images, src.train_labels, src.mean, src.std, protocol,
-                  soft_labels=soft)
+  tr = training.Trainer(net, src.train_images, src.train_labels, src.mean, src.std,
+                        protocol, soft_labels=soft)
   tr.reset(7)
   tr.train(0, steps)
   return [v.numpy() for v in net.trainable_variables]

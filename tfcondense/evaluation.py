@@ -10,7 +10,9 @@ Speed: evaluation is the dominant cost of every benchmark here, so the whole
 training run lives in one `tf.function` (a `tf.while_loop` over steps: sampling,
 augmentation, CutMix, forward, backward and the SGD update), called once per test
 point; the model and optimiser state are re-initialised in place between
-repetitions, so the graph is traced once per `evaluate` call.
+repetitions, so the graph is traced once per `evaluate` call. The training itself is
+`tfcondense.training.Trainer` (the library's one trainer); this module names the
+protocols, resolves them per source and runs the repetitions.
 """
 from __future__ import annotations
 
@@ -20,14 +22,13 @@ import time
 from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
-import tensorflow as tf
 
 from tfcondense import hardware
 from tfcondense.data import info as data_info
 from tfcondense import progress as progress_lib
-from tfcondense import seeds
 from tfcondense import soft_labels as soft_lib
-from tfcondense.errors import InvalidConfigError, NonFiniteLossError
+from tfcondense import training
+from tfcondense.errors import InvalidConfigError
 
 
 PRECISIONS = hardware.PRECISIONS
@@ -295,196 +296,6 @@ class EvalResult:
             f"{self.protocol}, {self.steps} steps, {self.seconds:.0f} s")
 
 
-def _sgd_update(variables, buffers, grads, lr, momentum, weight_decay):
-  """PyTorch SGD: d = g + wd * w; buf = m * buf + d; w -= lr * buf."""
-  for v, b, g in zip(variables, buffers, grads):
-    if g is None:
-      continue
-    d = g + weight_decay * v
-    b.assign(momentum * b + d)
-    v.assign_sub(lr * b)
-
-
-def _lr_at(step, total, protocol: Protocol):
-  lr = tf.constant(protocol.lr, tf.float32)
-  frac = tf.cast(step, tf.float32) / tf.cast(total, tf.float32)
-  for m in protocol.milestones:
-    lr = tf.where(frac >= m, lr * protocol.gamma, lr)
-  return lr
-
-
-def make_augmentation(protocol: Protocol, image_shape: Sequence[int], mean: Sequence[float],
-                      std: Sequence[float], flip: bool = True):
-  """The per-sample augmentation policy `protocol` trains with (before CutMix):
-  `policy(x, seed) -> x` on [0, 1] NHWC images; DSA gets `protocol.dsa_strategy()`."""
-  from tfcondense.augment import policies  # pylint: disable=g-import-not-at-top
-  options = {"strategy": protocol.dsa_strategy()} if protocol.augmentation == "dsa" else {}
-  return policies.make_policy(protocol.augmentation, image_shape=image_shape, mean=mean,
-                              std=std, flip=flip, **options)
-
-
-#: The root of a Trainer's draws, [seed, salt] (tfcondense/seeds.py), and the salt of
-#: its epoch permutations folded into it.
-_TRAINER_SALT = seeds.salt("evaluation.trainer")
-_EPOCH_ORDER_SALT = seeds.salt("evaluation.epoch_order")
-
-
-class Trainer:
-  """Trains one model on one in-memory set, re-initialising it per repetition.
-
-  Args:
-    model: a Keras model mapping normalised NHWC images to logits.
-    images: float32 [N, H, W, C] in [0, 1].
-    labels: int [N].
-    mean, std: per-channel normalisation statistics.
-    protocol: the Protocol.
-    flip: whether horizontal flips are allowed in the augmentation.
-    soft_labels: a `tfcondense.soft_labels.SoftLabels` with one row per image: train on
-      its distributions (CutMix mixes them by its area ratio) with its loss; None:
-      hard labels.
-  """
-
-  def __init__(self, model, images, labels, mean, std, protocol: Protocol, flip: bool = True,
-               soft_labels: Optional[soft_lib.SoftLabels] = None):
-    from tfcondense.augment import mix  # pylint: disable=g-import-not-at-top
-    self.model = model
-    self.protocol = protocol
-    self.n = int(len(images))
-    self.batch = min(protocol.batch_size, self.n)
-    self.steps_per_epoch = math.ceil(self.n / self.batch)
-    self.total_steps = protocol.total_steps(self.n)
-    self._x = tf.convert_to_tensor(images, tf.float32)
-    self._y = tf.convert_to_tensor(labels, tf.int32)
-    self._soft = soft_labels
-    self._p = (None if soft_labels is None
-               else tf.constant(soft_labels.probabilities(), tf.float32))
-    self._mean = tf.constant(mean, tf.float32)
-    self._std = tf.constant(std, tf.float32)
-    self._policy = make_augmentation(protocol, images.shape[1:], mean, std, flip)
-    self._cutmix = mix.cutmix
-    self._cutmix_loss = mix.cutmix_loss
-    self._buffers = [tf.Variable(tf.zeros_like(v), trainable=False)
-                     for v in model.trainable_variables]
-    self._seed = tf.Variable([0, 0], dtype=tf.int64, trainable=False)
-    self._train = tf.function(self._train_steps)
-    self._accuracy = tf.function(self._accuracy_impl)
-
-  def reset(self, seed: int):
-    from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
-    initialize(self.model, seed)
-    for b in self._buffers:
-      b.assign(tf.zeros_like(b))
-    self._seed.assign([seed, _TRAINER_SALT])
-
-  def _batch_indices(self, step):
-    epoch = step // self.steps_per_epoch
-    pos = step % self.steps_per_epoch
-    perm_seed = tf.random.experimental.stateless_fold_in(
-        tf.random.experimental.stateless_fold_in(self._seed, _EPOCH_ORDER_SALT), epoch)
-    perm = tf.argsort(tf.random.stateless_uniform([self.n], perm_seed))
-    idx = (pos * self.batch + tf.range(self.batch, dtype=step.dtype)) % self.n
-    return tf.gather(perm, idx)
-
-  def _step(self, step):
-    """One SGD step: sample a batch, augment, CutMix, forward, backward, update."""
-    p = self.protocol
-    seed = tf.random.experimental.stateless_fold_in(self._seed, step)
-    idx = self._batch_indices(step)
-    x = self._policy(tf.gather(self._x, idx),
-                     tf.random.experimental.stateless_fold_in(seed, 2))
-    x = (x - self._mean) / self._std
-    y = tf.gather(self._y, idx)
-    targets = None if self._p is None else tf.gather(self._p, idx)
-    if p.cutmix_prob > 0 and targets is not None:
-      # The same draw as with hard labels; CutMix returns batch positions to mix by.
-      x, pa, pb, lam = self._cutmix(x, tf.range(tf.shape(y)[0]),
-                                    tf.random.experimental.stateless_fold_in(seed, 3),
-                                    prob=p.cutmix_prob)
-      targets = lam * tf.gather(targets, pa) + (1.0 - lam) * tf.gather(targets, pb)
-    elif p.cutmix_prob > 0:
-      x, ya, yb, lam = self._cutmix(x, y, tf.random.experimental.stateless_fold_in(seed, 3),
-                                    prob=p.cutmix_prob)
-    variables = self.model.trainable_variables
-    with tf.GradientTape() as tape:
-      logits = tf.cast(self.model(x, training=True), tf.float32)
-      if targets is not None:
-        loss = soft_lib.soft_loss(logits, targets, self._soft.temperature, self._soft.loss)
-      elif p.cutmix_prob > 0:
-        loss = self._cutmix_loss(logits, ya, yb, lam)
-      else:
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-    grads = tape.gradient(loss, variables)
-    _sgd_update(variables, self._buffers, grads, _lr_at(step, self.total_steps, p),
-                p.momentum, p.weight_decay)
-    return loss
-
-  def _train_steps(self, start, count):
-    loss = tf.constant(0.0)
-    for i in tf.range(count):
-      loss = self._step(start + tf.cast(i, tf.int64))
-    return loss
-
-  def _accuracy_impl(self, x, y):
-    logits = self.model((x - self._mean) / self._std, training=False)
-    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y),
-                                 tf.int32))
-
-  def train(self, start: int, count: int) -> float:
-    loss = float(self._train(tf.constant(start, tf.int64), tf.constant(count, tf.int64)))
-    if not math.isfinite(loss):
-      raise NonFiniteLossError(
-          f"training loss became {loss} at step {start + count}; lower the lr "
-          "or check the images for NaN/inf values")
-    return loss
-
-  def run(self, bar=None, test=None) -> list:
-    """Trains for the whole protocol from step 0, in chunks that advance `bar`.
-
-    Args:
-      bar: a progress bar to update (optional).
-      test: called at each of the protocol's `num_evals` test points; returns a number.
-
-    Returns:
-      What `test` returned at each test point (empty without `test`).
-    """
-    bounds, evals = _schedule(self.total_steps, self.protocol.num_evals)
-    done, results = 0, []
-    for b in bounds:
-      self.train(done, b - done)
-      if bar is not None:
-        bar.update(b - done)
-      done = b
-      if test is not None and b in evals:
-        results.append(test())
-    return results
-
-  def accuracy(self, images, labels, batch_size: int = 1000) -> float:
-    correct = 0
-    for i in range(0, len(images), batch_size):
-      correct += int(self._accuracy(tf.constant(images[i:i + batch_size]),
-                                    tf.constant(labels[i:i + batch_size], tf.int32)))
-    return 100.0 * correct / len(images)
-
-
-def _schedule(total: int, num_evals: int, granularity: int = 20):
-  """Step boundaries: `num_evals` test points plus progress points."""
-  evals = {round(total * (k + 1) / num_evals) for k in range(num_evals)}
-  marks = {round(total * (k + 1) / granularity) for k in range(granularity)}
-  return sorted(b for b in evals | marks if b > 0), evals
-
-
-def build_with_precision(precision: str, *args, **kwargs):
-  """`models.build_model` under a Keras dtype policy (restored afterwards)."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from tfcondense.models import build_model  # pylint: disable=g-import-not-at-top
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(precision)
-  try:
-    return build_model(*args, **kwargs)
-  finally:
-    keras.config.set_dtype_policy(previous)
-
-
 def evaluate(images, labels, source, *, model: Optional[str] = None,
              protocol: Union[str, Protocol] = "cpu", repetitions: int = 3, seed: int = 0,
              model_kwargs: Optional[Dict[str, Any]] = None, flip: Optional[bool] = None,
@@ -539,10 +350,10 @@ def evaluate(images, labels, source, *, model: Optional[str] = None,
         f"of {source.num_classes} classes")
   if flip is None:
     flip = source.name not in NO_FLIP_SOURCES
-  net = build_with_precision(protocol.precision, model, source.image_shape,
-                             source.num_classes, seed=seed, **(model_kwargs or {}))
-  trainer = Trainer(net, images, labels, source.mean, source.std, protocol, flip=flip,
-                    soft_labels=soft_labels)
+  net = training.build_with_precision(protocol.precision, model, source.image_shape,
+                                      source.num_classes, seed=seed, **(model_kwargs or {}))
+  trainer = training.Trainer(net, images, labels, source.mean, source.std, protocol,
+                             flip=flip, soft_labels=soft_labels)
   total = trainer.total_steps
   reps = list(range(repetitions))
   mine = cluster.share(reps) if cluster is not None else reps

@@ -14,7 +14,7 @@ and Hinton et al.'s KL loss (the SRe2L / RDED recipe).
     soft = relabel.relabel_set(formed_images, teacher)
     tfc.evaluate(formed_images, labels, source, soft_labels=soft)
 
-The teacher is trained with `tfcondense.evaluation.Trainer` (the one PyTorch-style SGD
+The teacher is trained with `tfcondense.training.Trainer` (the one PyTorch-style SGD
 loop of the library, no CutMix, no test points in between) and the evaluator's
 normalisation, so its logits are those of a network of the evaluation family.
 """
@@ -112,9 +112,10 @@ def train_teacher(source, config: TeacherConfig = TeacherConfig(),
   """
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import training  # pylint: disable=g-import-not-at-top
   protocol = _protocol(config)
-  net = ev.build_with_precision(config.precision, config.model, source.image_shape,
-                                source.num_classes, seed=config.seed)
+  net = training.build_with_precision(config.precision, config.model, source.image_shape,
+                                      source.num_classes, seed=config.seed)
   key = config.key(source.name, len(source.train_labels))
   weights_path = json_path = None
   if cache_dir:
@@ -125,8 +126,8 @@ def train_teacher(source, config: TeacherConfig = TeacherConfig(),
       net.set_weights([stored[f"w{i}"] for i in range(len(stored))])
       return Teacher(net, tuple(source.mean), tuple(source.std), config,
                      fileio.read_json(json_path))
-  trainer = ev.Trainer(net, source.train_images, source.train_labels, source.mean,
-                       source.std, protocol, flip=ev.flip_safe(source.name))
+  trainer = training.Trainer(net, source.train_images, source.train_labels, source.mean,
+                             source.std, protocol, flip=ev.flip_safe(source.name))
   trainer.reset(config.seed)
   with progress_lib.progress(trainer.total_steps, f"teacher {source.name}",
                              enabled=show_progress, unit="step") as bar:

@@ -10,7 +10,7 @@ The rule: each stream of randomness gets its own salt, unique within its scope. 
 scope is the root a salt is put beside or folded into:
 
 * `SEED`: the salts put beside an integer seed, `[seed, salt]`. A run's seed, a model
-  pool's, an evaluation trainer's and an initialiser's seed are all small integers that
+  pool's, a trainer's (training.Trainer) and an initialiser's seed are all small integers that
   users choose, often the same (0) within one computation, so they count as one root
   and no two salts of this scope may be equal.
 * `CONTINUAL`: the salts beside a continual learner's seed, which only derives the
@@ -95,8 +95,9 @@ _TABLE: Dict[str, Salt] = {
                               "from [seed, 0] folded with its index (models/init.py; the "
                               "int form of augment.ops.as_seed; formation's learnable "
                               "kernel). Reserved: no other stream may take 0"),
-    "evaluation.trainer": Salt(0x5EED, SEED, "evaluation.Trainer: batches, augmentation "
-                               "and CutMix of each training step (step folded in)"),
+    "training.trainer": Salt(0x5EED, SEED, "training.Trainer (evaluation, selection's "
+                             "embedding, teachers, continual steps): batches, augmentation "
+                             "and CutMix of each training step (step folded in)"),
     "synthetic.noise_init": Salt(0x1A1, SEED, "SyntheticSet init='noise': the uniform "
                                  "images"),
     "dc.root": Salt(0xDC, SEED, "DC / DSA: per (step, outer loop) matching and network "
@@ -129,12 +130,12 @@ _TABLE: Dict[str, Salt] = {
     "representative.kmeans": Salt(0xD7E2, SEED, "RepresentativeBatches: k-means "
                                   "random_state of (step, class) (fresh_seed)"),
     # -- folded into a root ----------------------------------------------------------
-    "evaluation.epoch_order": Salt(1, "evaluation.trainer", "evaluation.Trainer: epoch "
-                                   "e's permutation, fold(root, 1, e)", overlap=(
-                                       _LEGACY + " (every evaluation). Shares keys "
-                                       "with step 1: its augmentation key fold(root, 1, "
-                                       "2) is epoch 2's permutation key, its CutMix key "
-                                       "epoch 3's")),
+    "training.epoch_order": Salt(1, "training.trainer", "training.Trainer: epoch "
+                                 "e's permutation, fold(root, 1, e)", overlap=(
+                                     _LEGACY + " (every evaluation). Shares keys "
+                                     "with step 1: its augmentation key fold(root, 1, "
+                                     "2) is epoch 2's permutation key, its CutMix key "
+                                     "epoch 3's")),
     "dm.pool_draw": Salt(0x9D1, "dm.root", "DM model_pool: which member embeds step i, "
                          "fold(root, ., i)", overlap=(
                              _LEGACY + " (the pool arm). Step 2513 (0x9D1) folds the "
@@ -164,8 +165,8 @@ _TABLE: Dict[str, Salt] = {
                        "token augments the batch"),
     # -- beside a continual learner's seed (tfcondense/continual/) ----------------------
     # The continual package's salts: fresh_seed(config.seed, salt, step). Its trainer
-    # subclasses evaluation.Trainer and inherits its batch order, so its key is
-    # "evaluation.trainer" (one stream), not an entry of its own.
+    # subclasses training.Trainer and inherits its batch order, so its key is
+    # "training.trainer" (one stream), not an entry of its own.
     "continual.memory": Salt(0xE7, CONTINUAL, "continual: step t's exemplar (memory) "
                              "seed"),
     "continual.model": Salt(0x3D, CONTINUAL, "continual: step t's model initialisation "
@@ -176,8 +177,8 @@ _TABLE: Dict[str, Salt] = {
 _SCOPES: Dict[str, Scope] = {
     SEED: Scope("an integer seed: [seed, salt]"),
     CONTINUAL: Scope("a continual learner's seed: [seed, salt]"),
-    "evaluation.trainer": Scope("[seed, evaluation.trainer]; steps are folded straight "
-                                "in", indexes=UNBOUNDED),
+    "training.trainer": Scope("[seed, training.trainer]; steps are folded straight "
+                              "in", indexes=UNBOUNDED),
     "dm.root": Scope("[seed, dm.root]; steps are folded straight in", indexes=UNBOUNDED),
     "idc.root": Scope("[seed, idc.root]; inner steps are folded straight in",
                       indexes=UNBOUNDED),

@@ -49,6 +49,7 @@ from tfcondense import evaluation as ev
 from tfcondense import fileio
 from tfcondense import progress as progress_lib
 from tfcondense import seeds
+from tfcondense import training
 from tfcondense.continual import memory as memory_lib
 from tfcondense.continual import metrics
 from tfcondense.continual import state as state_lib
@@ -169,9 +170,9 @@ class _IncrementalLearner:
 
   def _build(self, num_classes: int, t: int):
     cfg = self.config
-    return ev.build_with_precision(cfg.protocol.precision, cfg.model, self.image_shape,
-                                   num_classes, seed=self._seed(_SALT_MODEL, t),
-                                   **dict(cfg.model_options))
+    return training.build_with_precision(cfg.protocol.precision, cfg.model, self.image_shape,
+                                         num_classes, seed=self._seed(_SALT_MODEL, t),
+                                         **dict(cfg.model_options))
 
   def _column_groups(self, t: int) -> List[int]:
     return [p.group for p in self.plans[:t + 1] for _ in p.columns]

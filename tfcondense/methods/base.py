@@ -1,5 +1,5 @@
-"""What every method shares: the two registries, and for synthesis real-data sampling,
-seeds and SGD.
+"""What every method shares: the two registries, and for synthesis real-data sampling
+and seeds (SGD and networks under a precision: `tfcondense.training`).
 
 A synthesis method is a module under `tfcondense/methods/` holding a frozen config
 dataclass and a class driven by `tfcondense.engine.run` (one `step(step)` per unit of
@@ -14,7 +14,7 @@ defaults and validate) and `as_dict()` (JSON-serialisable), and have the fields
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -74,24 +74,6 @@ def cross_entropy(logits, labels) -> tf.Tensor:
       tf.cast(labels, tf.int32), logits))
 
 
-def sgd_momentum(variables: Sequence[tf.Variable], buffers: Sequence[tf.Variable], grads,
-                 lr, momentum: float, weight_decay: float = 0.0) -> None:
-  """PyTorch SGD: d = g + wd * w; buf = m * buf + d; w -= lr * buf (None grads skipped).
-
-  `lr` is one learning rate (a float or a tensor broadcasting against every variable)
-  or a list with one per variable.
-  """
-  lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(variables)
-  for v, b, g, lr in zip(variables, buffers, grads, lrs):  # pylint: disable=redefined-argument-from-local
-    if g is None:
-      continue
-    d = tf.convert_to_tensor(g)
-    if weight_decay:
-      d = d + weight_decay * v
-    b.assign(momentum * b + d)
-    v.assign_sub(lr * b)
-
-
 def normalised_lr(lr: float, std) -> tf.Tensor:
   """The stored-pixel learning rate equal to an SGD step of `lr` on normalised images.
 
@@ -111,11 +93,6 @@ def normalised_lr(lr: float, std) -> tf.Tensor:
     A float32 tensor of shape (C,).
   """
   return float(lr) * tf.square(tf.constant(std, tf.float32))
-
-
-def zeros_like_all(variables) -> list:
-  """Non-trainable zero buffers shaped like `variables` (optimiser slots)."""
-  return [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
 
 
 def fresh_seed(seed: int, salt: int, index: int) -> int:

@@ -29,6 +29,7 @@ from tfcondense import hardware
 from tfcondense import matching
 from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 
@@ -118,20 +119,19 @@ class DC:
 
   def __init__(self, source, config: DCConfig, synthetic=None,
                init_options: Optional[Dict[str, Any]] = None):
-    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     cfg = config.resolve(source.name)
     source.check_ipc(cfg.ipc)
     self.config = cfg
     self.synthetic = synthetic or base.make_synthetic(source, cfg, init_options)
     self.num_classes = source.num_classes
     self.total_steps = cfg.iterations
-    self.model = ev.build_with_precision(cfg.precision, cfg.model, source.image_shape,
-                                         source.num_classes, seed=cfg.seed,
-                                         **dict(cfg.model_options))
+    self.model = training.build_with_precision(cfg.precision, cfg.model, source.image_shape,
+                                               source.num_classes, seed=cfg.seed,
+                                               **dict(cfg.model_options))
     self.matched = matching.matched_variables(self.model, cfg.match_layers)
     self.real = base.RealData(source)
     self._aug = dsa_ops.DSA(cfg.strategy, mode="all")
-    self._buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    self._buffers = training.zeros_like_all(self.synthetic.trainable_variables)
     # The reference steps normalised images: lr_img on them is lr_img * std^2 on pixels.
     self.image_lr = base.normalised_lr(cfg.lr_img, source.std)
     self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
@@ -166,7 +166,7 @@ class DC:
       loss = tf.add_n([self.class_match_loss(c, base.fold(seed, c))
                        for c in range(self.num_classes)])
     grads = tape.gradient(loss, variables)
-    base.sgd_momentum(variables, self._buffers, grads, self.image_lr,
+    training.sgd_step(variables, self._buffers, grads, self.image_lr,
                       self.config.momentum_img)
     return loss / self.num_classes
 

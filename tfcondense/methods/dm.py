@@ -29,6 +29,7 @@ from tfcondense import data
 from tfcondense import hardware
 from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 from tfcondense.methods import pool as pool_lib
@@ -153,7 +154,6 @@ class DM:
 
   def __init__(self, source, config: DMConfig, synthetic=None,
                init_options: Optional[Dict[str, Any]] = None):
-    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     from tfcondense.models import embedding_model  # pylint: disable=g-import-not-at-top
     cfg = config.resolve(source.name)
     source.check_ipc(cfg.ipc)
@@ -161,13 +161,13 @@ class DM:
     self.synthetic = synthetic or base.make_synthetic(source, cfg, init_options)
     self.num_classes = source.num_classes
     self.total_steps = cfg.iterations
-    self.model = ev.build_with_precision(cfg.precision, cfg.model, source.image_shape,
-                                         source.num_classes, seed=cfg.seed,
-                                         **dict(cfg.model_options))
+    self.model = training.build_with_precision(cfg.precision, cfg.model, source.image_shape,
+                                               source.num_classes, seed=cfg.seed,
+                                               **dict(cfg.model_options))
     self.embed = embedding_model(self.model)
     self.real = base.RealData(source)
     self._siamese = dsa_ops.DSA(cfg.strategy, mode="all")
-    self._buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    self._buffers = training.zeros_like_all(self.synthetic.trainable_variables)
     n_vars = len(self.synthetic.trainable_variables)
     self._lrs = ([base.normalised_lr(cfg.lr_img, source.std)]
                  + [cfg.lr_img] * (n_vars - 1))
@@ -197,7 +197,7 @@ class DM:
       loss = tf.add_n([self.class_loss(c, base.fold(seed, c))
                        for c in range(self.num_classes)])
     grads = tape.gradient(loss, variables)
-    base.sgd_momentum(variables, self._buffers, grads, self._lrs,
+    training.sgd_step(variables, self._buffers, grads, self._lrs,
                       self.config.momentum_img)
     return loss / self.num_classes
 

@@ -61,6 +61,7 @@ from tfcondense.methods import base
 from tfcondense.methods import idc_replicated  # noqa: F401  (registers the per-replica steps)
 from tfcondense.methods import pool as pool_lib
 from tfcondense.methods import representative as representative_lib
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import Registry
 
@@ -317,7 +318,6 @@ class IDC:
 
   def __init__(self, source, config: IDCConfig, synthetic=None,
                init_options: Optional[Dict[str, Any]] = None):
-    from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
     cfg = config.resolve(source.name)
     self.config = cfg
     self.source = source
@@ -329,13 +329,13 @@ class IDC:
     self.num_classes = source.num_classes
     self.total_steps = cfg.outer_iterations * cfg.inner_iterations
 
-    self.model = ev.build_with_precision(cfg.precision, cfg.model, source.image_shape,
-                                         source.num_classes, seed=cfg.seed,
-                                         **dict(cfg.model_options))
+    self.model = training.build_with_precision(cfg.precision, cfg.model, source.image_shape,
+                                               source.num_classes, seed=cfg.seed,
+                                               **dict(cfg.model_options))
     self.matched = matching.matched_variables(self.model, cfg.match_layers)
     self._net_vars = list(self.model.trainable_variables)
-    self._net_buffers = base.zeros_like_all(self._net_vars)
-    self._img_buffers = base.zeros_like_all(self.synthetic.trainable_variables)
+    self._net_buffers = training.zeros_like_all(self._net_vars)
+    self._img_buffers = training.zeros_like_all(self.synthetic.trainable_variables)
     normalised = SOURCE_DEFAULTS.get(source.name, _FALLBACK).get("lr_units") == "normalised"
     #: The step size applied to the stored images (lr_img, or lr_img * std^2 per
     #: channel where the reference's lr_img is for normalised data).
@@ -457,16 +457,12 @@ class IDC:
   def _apply_data_grads(self, grads, variables, lrs):
     """One SGD-momentum step on the synthetic variables after one class's match.
 
-    Unlike `base.sgd_momentum`, a variable without a gradient still has its momentum
-    decayed and applied: the reference keeps all classes in one tensor under one
+    A variable without a gradient still has its momentum decayed and applied
+    (`missing="zero"`): the reference keeps all classes in one tensor under one
     `torch.optim.SGD`, so every class's step moves every buffer (zero gradient, not none).
     """
-    m = self.config.momentum_img
-    for v, b, g, lr in zip(variables, self._img_buffers, grads, lrs):
-      if g is None:
-        g = tf.zeros_like(v)
-      b.assign(m * b + tf.convert_to_tensor(g))
-      v.assign_sub(lr * b)
+    training.sgd_step(variables, self._img_buffers, grads, lrs, self.config.momentum_img,
+                      missing="zero")
 
   def match_seed(self, step):
     """Seed of inner iteration `step`'s matching (class c folds in c)."""
@@ -511,7 +507,7 @@ class IDC:
   def apply_network_grads(self, grads) -> None:
     """One SGD step (lr, momentum, weight decay of the config) with `grads`."""
     cfg = self.config
-    base.sgd_momentum(self._net_vars, self._net_buffers, grads, cfg.lr_net,
+    training.sgd_step(self._net_vars, self._net_buffers, grads, cfg.lr_net,
                       cfg.momentum_net, cfg.weight_decay_net)
 
   def replace_steps(self, match_fn, net_fn) -> None:

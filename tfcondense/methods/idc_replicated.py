@@ -87,8 +87,9 @@ class ReplicatedIDC:
       rows, buf = images[lo:hi], buffer[lo:hi]
       pad_image = [[0, 0]] * (len(images.shape) - 1)
       for k in range(m.num_classes):
-        # The single-process step of class k: buf = momentum * buf + grad (zero outside
-        # class k's rows); rows -= lr * buf.
+        # The single-process step of class k (`training.sgd_step(..., missing="zero")`),
+        # replayed on this replica's rows as tensors, not variables:
+        # buf = momentum * buf + grad (zero outside class k's rows); rows -= lr * buf.
         buf = cfg.momentum_img * buf
         if first <= k < first + n:
           j = k - first

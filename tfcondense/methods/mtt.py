@@ -64,6 +64,7 @@ import tensorflow as tf
 from tfcondense import hardware
 from tfcondense import seeds
 from tfcondense.augment import ops as dsa_ops
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError, check_choice
 from tfcondense.methods import base
 from tfcondense.methods import mtt_experts as experts_lib
@@ -278,8 +279,8 @@ class MTT:
           "(train_experts(..., epochs=...))")
 
     self.syn_lr = tf.Variable(float(cfg.lr_teacher), trainable=True, name="syn_lr")
-    self._lr_buffer = base.zeros_like_all([self.syn_lr])
-    self._img_buffers = base.zeros_like_all([self.synthetic.images])
+    self._lr_buffer = training.zeros_like_all([self.syn_lr])
+    self._img_buffers = training.zeros_like_all([self.synthetic.images])
     self._mean = tf.constant(source.mean, tf.float32)
     self._std = tf.constant(source.std, tf.float32)
     # A step of lr_img on the normalised images is lr_img * std^2 on the stored pixels.
@@ -422,9 +423,9 @@ class MTT:
 
   def _distill_step(self, seed, theta_start, theta_target):
     loss, (g_img, g_lr) = self.loss_and_grads(seed, theta_start, theta_target)
-    base.sgd_momentum([self.synthetic.images], self._img_buffers, [g_img], self._pixel_lr,
+    training.sgd_step([self.synthetic.images], self._img_buffers, [g_img], self._pixel_lr,
                       0.5)
-    base.sgd_momentum([self.syn_lr], self._lr_buffer, [g_lr], self.config.lr_lr, 0.5)
+    training.sgd_step([self.syn_lr], self._lr_buffer, [g_lr], self.config.lr_lr, 0.5)
     return loss
 
 

@@ -38,6 +38,7 @@ import tensorflow as tf
 from tfcondense import atomic
 from tfcondense import progress as progress_lib
 from tfcondense import seeds
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 from tfcondense.methods.mtt_augment import Augment
@@ -171,7 +172,7 @@ def train_experts(source, directory: str, num_experts: int, epochs: int, config,
   model = build_model(cfg.model, source.image_shape, source.num_classes, seed=cfg.seed,
                       **dict(cfg.model_options))
   variables = list(model.trainable_variables)
-  buffers = base.zeros_like_all(variables)
+  buffers = training.zeros_like_all(variables)
   augment = Augment(cfg.strategy, cfg.aug_mode, differentiable=False)
   full = -(-real.size // batch_size)
   steps = min(full, int(steps_per_epoch)) if steps_per_epoch else full
@@ -188,15 +189,14 @@ def train_experts(source, directory: str, num_experts: int, epochs: int, config,
       with tf.GradientTape() as tape:
         loss = base.cross_entropy(model(x, training=True), y)
       grads = tape.gradient(loss, variables)
-      base.sgd_momentum(variables, buffers, grads, cfg.lr_teacher, momentum, weight_decay)
+      training.sgd_step(variables, buffers, grads, cfg.lr_teacher, momentum, weight_decay)
     return tf.constant(0)
 
   with progress_lib.progress(len(todo) * epochs, "experts", enabled=show_progress,
                              unit="epoch") as bar:
     for i in todo:
       initialize(model, expert_init_seed(cfg.seed, i))
-      for b in buffers:
-        b.assign(tf.zeros_like(b))
+      training.reset_all(buffers)
       rows = [flat_parameters(model).numpy()]
       for epoch in range(epochs):
         train_epoch(base.fold(root, i, epoch))

@@ -43,6 +43,7 @@ from tfcondense import progress as progress_lib
 from tfcondense import seeds
 from tfcondense.augment import mix
 from tfcondense.augment import ops as dsa_ops
+from tfcondense import training
 from tfcondense.errors import InvalidConfigError
 from tfcondense.methods import base
 
@@ -135,15 +136,9 @@ def member_seed(seed: int, index: int) -> int:
 def build_network(config: PoolConfig, source):
   """The pool's network architecture under its dtype policy (weights are redrawn per
   member by `ensure_pool`)."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from tfcondense.models import build_model  # pylint: disable=g-import-not-at-top
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(config.precision)
-  try:
-    return build_model(config.model, source.image_shape, source.num_classes,
-                       seed=config.seed, **dict(config.model_options))
-  finally:
-    keras.config.set_dtype_policy(previous)
+  return training.build_with_precision(config.precision, config.model, source.image_shape,
+                                       source.num_classes, seed=config.seed,
+                                       **dict(config.model_options))
 
 
 class _Trainer:
@@ -154,7 +149,7 @@ class _Trainer:
     self.config = config
     self.real = base.RealData(source)
     self.variables = list(model.trainable_variables)
-    self.buffers = base.zeros_like_all(self.variables)
+    self.buffers = training.zeros_like_all(self.variables)
     self.aug = dsa_ops.DSA(config.strategy, mode="all")
     self.steps = -(-self.real.size // config.batch)
     self._epoch_fn = tf.function(self._epoch)
@@ -172,7 +167,7 @@ class _Trainer:
                                   prob=cfg.cutmix_prob, beta=cfg.cutmix_beta)
       with tf.GradientTape() as tape:
         loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
-      base.sgd_momentum(self.variables, self.buffers, tape.gradient(loss, self.variables),
+      training.sgd_step(self.variables, self.buffers, tape.gradient(loss, self.variables),
                         cfg.lr, cfg.momentum, cfg.weight_decay)
     return tf.constant(0)
 
@@ -180,8 +175,7 @@ class _Trainer:
     from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
     cfg = self.config
     initialize(self.model, member_seed(cfg.seed, index))
-    for b in self.buffers:
-      b.assign(tf.zeros_like(b))
+    training.reset_all(self.buffers)
     root = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
     for epoch in range(cfg.epochs):
       self._epoch_fn(base.fold(root, SALT_MEMBER_BATCHES, index, epoch))

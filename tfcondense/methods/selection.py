@@ -78,14 +78,15 @@ def _train_and_embed(source, seed, model, epochs, show_progress):
   """Trains `model` for `epochs` epochs on all of `source` and embeds every image."""
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
   from tfcondense import progress as progress_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense import training  # pylint: disable=g-import-not-at-top
   from tfcondense.models import build_model, embedding_model  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   protocol = ev.Protocol(name="embed", epochs=epochs, batch_size=256, milestones=(),
                          augmentation="none", cutmix_prob=0.0, num_evals=1)
   net = build_model(model, source.image_shape, source.num_classes, seed=seed)
-  trainer = ev.Trainer(net, source.train_images, source.train_labels, source.mean,
-                       source.std, protocol, flip=False)
+  trainer = training.Trainer(net, source.train_images, source.train_labels, source.mean,
+                             source.std, protocol, flip=False)
   trainer.reset(seed)
   with progress_lib.progress(trainer.total_steps, "embedding net", enabled=show_progress,
                              unit="step") as bar:
