@@ -28,6 +28,7 @@ def source():
   return quadrant_source(n_per_class=12, n_test=6, size=8)
 
 
+@pytest.mark.heavy
 def test_a_toy_selection_method_registered_the_documented_way(toy_methods, source, tmp_path):
   assert "toy_first" in tfc.method_names() and tfc.api.kind("toy_first") == "selection"
   res = tfc.condense("toy_first", source, ipc=2, artifact_dir=str(tmp_path / "a"),
@@ -43,6 +44,7 @@ def test_a_toy_selection_method_registered_the_documented_way(toy_methods, sourc
     tfc.condense("toy_first", source, ipc=1, factor=2)
 
 
+@pytest.mark.heavy
 def test_a_toy_synthesis_method_registered_the_documented_way(toy_methods, source, tmp_path):
   assert tfc.api.kind("toy_means") == "synthesis"
   opts = tfc.RunOptions(workdir=str(tmp_path / "w"), show_progress=False)
@@ -79,6 +81,18 @@ def test_selection_through_condense_equals_select(source):
   np.testing.assert_array_equal(a.labels, b.labels)
 
 
+def test_a_cell_key_does_not_depend_on_the_order_of_its_config():
+  from tfcondense import experiment
+  a = experiment.Cell("dm", 1, max_steps=2, config=(("real_per_class", 8), ("lr_img", 1.0)))
+  b = experiment.Cell("dm", 1, max_steps=2, config={"lr_img": 1.0, "real_per_class": 8})
+  assert a == b and a.key == b.key == "dm@1/2steps/lr_img=1.0/real_per_class=8"
+  with pytest.raises(InvalidConfigError, match="each field once"):
+    experiment.Cell("dm", 1, config=(("lr_img", 1.0), ("lr_img", 2.0)))
+  with pytest.raises(InvalidConfigError, match="pairs or a dict"):
+    experiment.Cell("dm", 1, config=("lr_img",))
+
+
+@pytest.mark.heavy
 def test_compare_runs_a_synthesis_cell_with_a_budget(source, tmp_path):
   from tfcondense import experiment
   with pytest.raises(InvalidConfigError, match="needs a budget"):

@@ -21,7 +21,6 @@ from tfcondense import engine
 from tfcondense import evaluation as ev
 from tfcondense import fileio
 from tfcondense import methods as methods_lib
-from tfcondense import soft_labels as soft_lib
 from tfcondense.errors import InvalidConfigError
 
 FULL = "full"  # pseudo-method: the whole training set.
@@ -40,8 +39,13 @@ class Cell:
     minutes: a synthesis method's wall-clock budget (it or `max_steps` is required:
       the methods' full schedules take hours to days).
     max_steps: a synthesis method's step budget.
-    config: a synthesis method's config overrides (or a selection method's options),
-      as sorted (field, value) pairs.
+    config: a synthesis method's config overrides (or a selection method's options):
+      (field, value) pairs or a dict, stored sorted by field, so that the key of a
+      cell does not depend on the order they were given in.
+
+  Raises:
+    InvalidConfigError: `config` is not a mapping or (field, value) pairs, or names a
+      field twice.
   """
 
   method: str
@@ -51,6 +55,19 @@ class Cell:
   minutes: Optional[float] = None
   max_steps: Optional[int] = None
   config: Tuple[Tuple[str, Any], ...] = ()
+
+  def __post_init__(self):
+    pairs = self.config.items() if isinstance(self.config, dict) else self.config
+    try:
+      pairs = [(k, v) for k, v in pairs]
+    except (TypeError, ValueError):
+      raise InvalidConfigError(
+          f"Cell config must be (field, value) pairs or a dict, got {self.config!r}") from None
+    fields = [k for k, _ in pairs]
+    if not all(isinstance(k, str) for k in fields) or len(set(fields)) != len(fields):
+      raise InvalidConfigError(
+          f"Cell config must name each field once, by its name, got {self.config!r}")
+    object.__setattr__(self, "config", tuple(sorted(pairs, key=lambda kv: kv[0])))
 
   @property
   def key(self) -> str:
@@ -210,13 +227,9 @@ def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, ar
   """One cell's row: its training set made or loaded, then evaluated."""
   t0 = time.perf_counter()
   meta: Dict[str, Any] = {}
-  soft = None
+  art = None
   if cell.artifact_dir:
     art = artifact_lib.load_artifact(cell.artifact_dir)
-    # Train on what the stored images decode to (IDC's formed images), with the
-    # artifact's soft labels where it carries them.
-    images, labels, soft = soft_lib.training_set(art)
-    meta = art.meta
   elif cell.method == FULL:
     images, labels = source.train_images, source.train_labels
   else:
@@ -225,13 +238,19 @@ def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, ar
     art, artifact_dir = made.artifact, made.artifact_dir
     if made.run is None:  # selection: the picked images themselves
       images, labels = art.images, art.labels
-    else:
-      images, labels, soft = soft_lib.training_set(art)
-    meta = art.meta
+      meta, art = art.meta, None
   select_seconds = time.perf_counter() - t0
-  res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
-                    repetitions=repetitions, seed=seed, show_progress=show_progress,
-                    desc=f"eval {cell.key}", soft_labels=soft)
+  desc = f"eval {cell.key}"
+  if art is not None:
+    # A set that decodes (IDC's formed images, soft labels): the library's one path.
+    meta = art.meta
+    res = api.evaluate_artifact(art, source, protocol=protocol, model=model,
+                                repetitions=repetitions, seed=seed,
+                                show_progress=show_progress, desc=desc)
+  else:
+    res = ev.evaluate(images, labels, source, model=model, protocol=protocol,
+                      repetitions=repetitions, seed=seed, show_progress=show_progress,
+                      desc=desc)
   if artifacts_root and not cell.artifact_dir and cell.method != FULL:
     # What the TFDS builders report as the set's accuracy (datasets_builders/).
     atomic.write_json(os.path.join(artifact_dir, artifact_lib.EVALUATION),
