@@ -3,6 +3,7 @@
 #
 #   bash scripts/setup.sh demo   # install, condense Fashion-MNIST with IDC, compare with K-Center and Random
 #   bash scripts/setup.sh test   # install, lint (ruff), then run the default test suite
+#   bash scripts/setup.sh quick  # the same without the tests marked heavy (under 2 minutes)
 #   bash scripts/setup.sh        # install only
 #
 # What it installs: Debian's dataset-fashion-mnist (idx files under
@@ -50,12 +51,20 @@ case "${1:-}" in
       --protocol quick --repetitions 2 --cache_dir runs/cache \
       --save_artifacts runs/artifacts --output runs/demo.json
     ;;
-  test)
-    shift
-    # Lint first (a second; rules in pyproject.toml), then the tests.
+  test|quick)
+    mode=$1; shift
+    # Lint first (a second; rules in pyproject.toml), then the tests on two pytest-xdist
+    # workers (TFCONDENSE_TEST_WORKERS; 0 runs them in this process). `quick` leaves out
+    # the tests marked heavy (apps in subprocesses, condensation loops, the bench suites):
+    # the edit-test loop's subset.
     .venv/bin/ruff check --quiet . || { echo "[setup] lint failed: .venv/bin/ruff check ." >&2; exit 1; }
-    exec .venv/bin/python -m pytest -q "$@"
+    select=()
+    [ "$mode" = quick ] && select=(-m "not heavy")
+    workers=${TFCONDENSE_TEST_WORKERS:-2}
+    dist=()
+    [ "$workers" != 0 ] && dist=(--dist loadgroup)  # xdist_group marks keep a module fixture's tests together
+    exec .venv/bin/python -m pytest -q -n "$workers" "${dist[@]}" "${select[@]}" "$@"
     ;;
   "") ;;
-  *) echo "usage: bash scripts/setup.sh [demo|test [pytest args]]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/setup.sh [demo|test|quick [pytest args]]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from test_apps import ROOT
 from test_faults import DIGITS_IDC
 
@@ -21,6 +23,7 @@ def _run(*args, timeout=600):
                         capture_output=True, timeout=timeout)
 
 
+@pytest.mark.heavy
 def test_a_tiny_condensation_prints_no_tensorflow_noise(tmp_path):
   out = _run("apps.condense", *DIGITS_IDC, "--workdir", str(tmp_path / "w"))
   assert out.returncode == 0, out.stderr
@@ -28,6 +31,7 @@ def test_a_tiny_condensation_prints_no_tensorflow_noise(tmp_path):
   assert not NOISE.search(out.stderr), out.stderr
 
 
+@pytest.mark.heavy
 def test_an_error_is_the_only_line_and_verbosity_brings_the_noise_back():
   bad = ("apps.evaluate", "--source", "digits", "--method", "kcentre")  # after TF loaded
   out = _run(*bad)

@@ -230,6 +230,7 @@ _SHAPES = {"gray28": ((8, 28, 28, 1), (0.29,), (0.35,)),
            "rgb32": ((8, 32, 32, 3), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26))}
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("shape_key", sorted(_SHAPES))
 @pytest.mark.parametrize("name", ["none", "imagenet", "dsa", "autoaugment", "randaugment",
                                   "time_shift_noise"])
@@ -267,6 +268,7 @@ def test_policy_registry_and_options():
   assert not np.allclose(flips(x, SEED), x)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", ["imagenet", "dsa"])
 def test_xla_apply_matches_plain(name):
   """jit_compile only compiles the apply half: same draws, same output up to rounding."""

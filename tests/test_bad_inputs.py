@@ -55,6 +55,7 @@ def test_evaluate_rejects_bad_ipc(ipc):
   assert "source digits" not in out.stdout
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("folder", ["empty", "missing"])
 def test_bench_report_without_cells_says_how_to_make_them(tmp_path, folder):
   (tmp_path / "empty").mkdir()
@@ -86,6 +87,7 @@ def _constant_artifact(directory, value):
   artifact.save_artifact(str(directory), images, labels, meta)
 
 
+@pytest.mark.heavy
 def test_load_manual_dir_wins_over_the_shipped_artifact(tmp_path):
   import tfcondense  # pylint: disable=g-import-not-at-top
   name = "condensed_fashion_mnist/idc_ipc10"

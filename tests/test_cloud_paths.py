@@ -79,6 +79,7 @@ def _opts(workdir, **kw):
   return engine.RunOptions(workdir=workdir, show_progress=False, checkpoint_seconds=0, **kw)
 
 
+@pytest.mark.heavy
 def test_a_tiny_condensation_resumes_in_memory(ram):
   w = f"{ram}/run"
   src = quadrant_source()
@@ -95,6 +96,7 @@ def _method():
   return idc.IDC(quadrant_source(), idc.IDCConfig(ipc=1, factor=1, **TINY))
 
 
+@pytest.mark.heavy
 def test_a_corrupt_checkpoint_and_leftovers_are_handled_in_memory(ram):
   w = f"{ram}/run"
   engine.run(_method(), _opts(w, max_steps=2, keep_checkpoints=3))

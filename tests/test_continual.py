@@ -142,6 +142,7 @@ def test_bad_input_fails_before_any_training(tmp_path):
   assert CALLS == [] and not os.path.exists(tmp_path / "a")
 
 
+@pytest.mark.heavy
 def test_condensed_and_selected_exemplars_share_one_stored_pixel_budget():
   src = quadrant_source().subset([3, 1])
   budget = continual.ExemplarConfig(steps=1, inner_iterations=1,
@@ -158,6 +159,7 @@ def test_condensed_and_selected_exemplars_share_one_stored_pixel_budget():
     memory.check_budget(idc, 2, 1, (16, 16, 1), "idc")
 
 
+@pytest.mark.heavy
 def test_resume_after_two_steps_and_memory_sees_only_its_classes(tmp_path):
   src = quadrant_source()
   cfg = continual.ContinualConfig(memory_ipc=2, strategy="spy_test", **TINY)
@@ -194,6 +196,7 @@ def test_resume_after_two_steps_and_memory_sees_only_its_classes(tmp_path):
     continual.ClassIncrementalLearner(src, other, steps=4, order_seed=3, run_dir=run_dir)
 
 
+@pytest.mark.heavy
 def test_two_step_task_incremental_run_end_to_end(tmp_path):
   # Two tasks of different shapes and channels: one head per task after harmonising.
   a = quadrant_source(name="toy_a").subset([0, 3])

@@ -46,6 +46,7 @@ def test_scores_are_read_from_an_evaluation_record():
   assert dd.read(None) == {}
 
 
+@pytest.mark.heavy
 def test_the_report_leaderboard_shows_the_scores(tmp_path):
   from tests.test_bench import _fabricate_cells
   from tfcondense.bench import report

@@ -43,6 +43,7 @@ def _fill_blocks(protocol, n=256, side=28, block=6):
   return float(np.mean((pooled >= 1.0 - 1e-6).any(axis=(1, 2, 3))))
 
 
+@pytest.mark.heavy
 def test_no_protocol_blanks_a_square_under_cutmix_unless_asked():
   """The IDC reference drops cutout from DSA when CutMix is on (98% of images lost a
   quarter of their area to a 14 x 14 block before protocol version 2)."""
@@ -87,6 +88,7 @@ def test_epochs_with_a_floor_and_a_ceiling_of_steps():
     ev.Protocol(epochs=10, min_steps=0)
 
 
+@pytest.mark.heavy
 def test_evaluate_learns_a_separable_task_and_is_deterministic():
   src = quadrant_source(n_per_class=16, n_test=10)
   r1 = ev.evaluate(src.train_images, src.train_labels, src, model="convnet3",
@@ -98,6 +100,7 @@ def test_evaluate_learns_a_separable_task_and_is_deterministic():
   assert r1.best == r2.best and r1.last == r2.last
 
 
+@pytest.mark.heavy
 def test_evaluate_with_augmentation_and_cutmix_runs():
   src = quadrant_source(n_per_class=4, n_test=4)
   p = ev.get_protocol("smoke", augmentation="dsa", cutmix_prob=1.0)
@@ -112,6 +115,7 @@ def test_evaluate_with_augmentation_and_cutmix_runs():
   assert r.best == runs[1].best and r.last == runs[1].last  # seeded, augmentation included
 
 
+@pytest.mark.heavy
 def test_evaluate_rejects_bad_input_and_diverging_runs():
   src = quadrant_source(n_per_class=4, n_test=4)
   with pytest.raises(InvalidConfigError, match="do not match"):
@@ -126,6 +130,7 @@ def test_evaluate_rejects_bad_input_and_diverging_runs():
                 show_progress=False)
 
 
+@pytest.mark.heavy
 def test_speech_sources_default_to_convnet4_without_augmentation():
   """IDC evaluates spectrograms with ConvNet-4 and no augmentation; other sources keep
   ConvNet-3 and the protocol's DSA; an explicit Protocol is respected as given."""

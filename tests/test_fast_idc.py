@@ -89,6 +89,7 @@ def _members(directory, size):
   return [pool.fileio.load_npz(pool.member_path(directory, i)) for i in range(size)]
 
 
+@pytest.mark.heavy
 def test_pool_is_reproducible_and_a_killed_build_resumes(tmp_path, monkeypatch):
   src = quadrant_source(n_per_class=8)
   first = pool.ensure_pool(src, SMALL_POOL, str(tmp_path / "a"), show_progress=False)
@@ -190,6 +191,7 @@ def _fast_idc(src, pool_dir, **kw):
       **dict(TINY, **kw)))
 
 
+@pytest.mark.heavy
 def test_pool_and_representative_arms_start_from_members_and_match_representatives(
     tmp_path):
   src = quadrant_source(n_per_class=8)

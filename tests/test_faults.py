@@ -63,6 +63,7 @@ def _all_finite(workdir):
 
 
 # ---------------------------------------------------------------- NaN
+@pytest.mark.heavy
 def test_a_nonfinite_state_is_never_saved(tmp_path):
   """The loss of a step is computed before its data update, so a finite loss can come
   with an infinite state: that state must not become the 'last good' checkpoint."""
@@ -81,6 +82,7 @@ def test_a_nonfinite_state_is_never_saved(tmp_path):
   assert _checkpoints(tmp_path) == ["ckpt-1"] and _all_finite(tmp_path)
 
 
+@pytest.mark.heavy
 def test_a_nan_stop_resumes_with_a_smaller_lr_that_is_recorded(tmp_path):
   src = quadrant_source()
   condense_lib.condense("idc_i", src, 1, options=_opts(tmp_path, max_steps=1),
@@ -108,6 +110,7 @@ def _two_checkpoints(workdir):
   assert _checkpoints(workdir) == ["ckpt-1", "ckpt-2"]
 
 
+@pytest.mark.heavy
 def test_a_garbled_state_file_resumes_from_the_newest_checkpoint(tmp_path):
   _two_checkpoints(tmp_path)
   (tmp_path / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: {{{ garbage")
@@ -117,6 +120,7 @@ def test_a_garbled_state_file_resumes_from_the_newest_checkpoint(tmp_path):
   assert _checkpoints(tmp_path) == ["ckpt-1", "ckpt-2", "ckpt-3"]  # none overwritten
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("damage", ["truncate_data", "garble_index", "delete_data"])
 def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
   _two_checkpoints(tmp_path)
@@ -141,6 +145,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage
   assert (r.resumed_from, r.steps) == (1, 3)
 
 
+@pytest.mark.heavy
 def test_no_readable_checkpoint_is_one_clear_error(tmp_path):
   _two_checkpoints(tmp_path)
   for data in glob.glob(str(tmp_path / "checkpoints" / "ckpt-*.data-*")):
@@ -152,6 +157,7 @@ def test_no_readable_checkpoint_is_one_clear_error(tmp_path):
   assert "\n" not in str(e.value)
 
 
+@pytest.mark.heavy
 def test_temporary_folders_of_killed_writes_are_removed(tmp_path):
   engine.run(_method(), _opts(tmp_path, max_steps=1))
   left = [tmp_path / "checkpoints" / "ckpt-2_temp", tmp_path / ".tmp-artifact-x1y2",
@@ -176,6 +182,7 @@ def test_an_artifact_write_removes_what_a_killed_write_left(tmp_path):
   assert not any(p.exists() for p in left) and other.exists()
 
 
+@pytest.mark.heavy
 def test_the_guard_covers_the_data_and_determinism(tmp_path, monkeypatch):
   opts = _opts(tmp_path, max_steps=1)
   condense_lib.condense("idc_i", quadrant_source(), 1, options=opts, **TINY)
@@ -193,6 +200,7 @@ def test_the_guard_covers_the_data_and_determinism(tmp_path, monkeypatch):
                           precision="mixed_bfloat16", **TINY)
 
 
+@pytest.mark.heavy
 def test_a_workdir_of_an_older_version_still_resumes(tmp_path):
   opts = _opts(tmp_path, max_steps=1)
   condense_lib.condense("idc_i", quadrant_source(), 1, options=opts, **TINY)
@@ -205,6 +213,7 @@ def test_a_workdir_of_an_older_version_still_resumes(tmp_path):
 
 
 # ---------------------------------------------------------------- signals
+@pytest.mark.heavy
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_a_checkpoint_and_stops(tmp_path, sig):
   def send(step, scalars):
@@ -237,6 +246,7 @@ def _tmpfs(path, size, read_only=False):
     subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+@pytest.mark.heavy
 def test_a_full_disk_leaves_one_line_and_no_temporary_folder(tmp_path):
   def fill(step, scalars):  # the disk fills up during the first step
     del step, scalars
@@ -251,6 +261,7 @@ def test_a_full_disk_leaves_one_line_and_no_temporary_folder(tmp_path):
     assert not glob.glob(str(disk / "w" / "checkpoints" / "*_temp"))
 
 
+@pytest.mark.heavy
 def test_a_failing_save_leaves_one_line_and_no_temporary_folder(tmp_path, monkeypatch):
   def full(self, checkpoint_number=None):
     os.makedirs(os.path.join(self.directory, f"ckpt-{checkpoint_number}_temp"))
@@ -336,6 +347,7 @@ def _nothing_written(path):
     (("--evaluate", "--eval_precision", "float32", "--protocol", "quick",
       "--limit_per_class", "0"), "--limit_per_class must be at least 1"),
 ])
+@pytest.mark.heavy
 def test_condense_bad_flags_fail_before_any_work(tmp_path, flags, message):
   workdir = tmp_path / "w"
   t0 = time.time()
@@ -347,6 +359,7 @@ def test_condense_bad_flags_fail_before_any_work(tmp_path, flags, message):
   assert time.time() - t0 < 60  # refused at start, not after a condensation
 
 
+@pytest.mark.heavy
 def test_condense_workdir_that_is_a_file_is_one_line(tmp_path):
   (tmp_path / "f").write_text("x")
   out = run_app("apps.condense", *DIGITS_IDC, "--workdir", str(tmp_path / "f"))
@@ -404,6 +417,7 @@ def test_sigkill_at_several_points_resumes_bit_identical(tmp_path, kill_after):
   np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
 
+@pytest.mark.heavy
 def test_resumed_sessions_report_their_tracing_time(tmp_path):
   r = engine.run(_method(), _opts(tmp_path, max_steps=3))
   assert r.warmup_seconds is not None and r.warmup_seconds >= 0

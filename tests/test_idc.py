@@ -124,6 +124,7 @@ def test_config_defaults_follow_the_reference():
     condense_lib.make_config("idc", "fashion_mnist", 10, lr=1.0)
 
 
+@pytest.mark.heavy
 def test_condense_writes_artifact_grid_and_meta(tmp_path):
   src = quadrant_source()
   res = condense_lib.condense(
@@ -142,6 +143,7 @@ def test_condense_writes_artifact_grid_and_meta(tmp_path):
   assert fx.shape == (32, 16, 16, 1) and np.bincount(fy).tolist() == [8] * 4
 
 
+@pytest.mark.heavy
 def test_learnable_formation_weights_are_trained_and_saved(tmp_path):
   src = quadrant_source()
   res = condense_lib.condense(
@@ -153,6 +155,7 @@ def test_learnable_formation_weights_are_trained_and_saved(tmp_path):
   assert art.meta["storage"]["parameters"] > 0
 
 
+@pytest.mark.heavy
 def test_resume_refuses_other_settings(tmp_path):
   src = quadrant_source()
   opts = engine.RunOptions(workdir=str(tmp_path), show_progress=False, max_steps=1)
@@ -161,6 +164,7 @@ def test_resume_refuses_other_settings(tmp_path):
     condense_lib.condense("idc", src, 2, options=opts, **TINY)
 
 
+@pytest.mark.heavy
 def test_max_steps_then_resume_continues(tmp_path):
   src = quadrant_source()
   opts = engine.RunOptions(workdir=str(tmp_path), show_progress=False, max_steps=1)
@@ -171,6 +175,7 @@ def test_max_steps_then_resume_continues(tmp_path):
   assert (r2.run.resumed_from, r2.run.steps, r2.run.stopped) == (1, 4, "done")
 
 
+@pytest.mark.heavy
 def test_minutes_budget_stops_cleanly(tmp_path):
   src = quadrant_source()
   res = condense_lib.condense("idc_i", src, 1, options=engine.RunOptions(
@@ -179,6 +184,7 @@ def test_minutes_budget_stops_cleanly(tmp_path):
   assert os.path.exists(os.path.join(res.artifact_dir, "images.npy"))
 
 
+@pytest.mark.heavy
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   src = quadrant_source()
   cfg = idc.IDCConfig(ipc=1, factor=1, **TINY)
@@ -213,6 +219,7 @@ def _worker(workdir, out, extra=()):
   return cmd, env
 
 
+@pytest.mark.heavy
 def test_killed_run_resumes_to_the_same_artifact(tmp_path):
   """A run SIGKILLed mid-way and restarted ends bit-identical to an uninterrupted one."""
   cmd, env = _worker(str(tmp_path / "a"), str(tmp_path / "a.npy"))
@@ -237,6 +244,7 @@ def test_killed_run_resumes_to_the_same_artifact(tmp_path):
   np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
 
+@pytest.mark.heavy
 def test_pretrained_networks_start_each_outer_iteration(tmp_path):
   src = quadrant_source()
   paths = idc.save_pretrained(src, str(tmp_path), count=2, steps=3,

@@ -179,6 +179,7 @@ def _full_loss(m, src):
   return float(m.loss(m.synthetic.images, m.label_matrix(), src.train_images, y)[0])
 
 
+@pytest.mark.heavy
 def test_loss_decreases_and_the_step_is_traced_once():
   src = quadrant_source()
   m = _kip(src, iterations=20)
@@ -287,6 +288,7 @@ def test_config_checks():
   assert (cfg.depth, cfg.kernel, cfg.lr_img, cfg.reg) == (1, "ntk", 0.01, 1e-6)
 
 
+@pytest.mark.heavy
 def test_condense_writes_artifact_and_resumes(tmp_path):
   src = quadrant_source()
   opts = engine.RunOptions(workdir=str(tmp_path / "w"), show_progress=False, max_steps=2)

@@ -269,6 +269,7 @@ def test_test_split_rejects_slices_and_bad_names(home):
     tfc.load_test("condensed_nothing/idc_ipc10")
 
 
+@pytest.mark.heavy
 def test_readme_keras_snippet_runs(home):
   """README "Training a Keras model on a condensed set", at 1 epoch and 512 test images."""
   _fashion_mnist_or_skip()

@@ -67,6 +67,7 @@ def _accuracy(images, labels, src):
     ("dc", dict(iterations=3, real_per_class=20)),
     ("dsa", dict(iterations=3, real_per_class=20)),
 ])
+@pytest.mark.heavy
 def test_short_condensation_improves_on_noise_init(method, kw, tmp_path):
   src = quadrant_source()
   res = condense_lib.condense(method, src, 1, init="noise", options=engine.RunOptions(
@@ -80,6 +81,7 @@ def test_short_condensation_improves_on_noise_init(method, kw, tmp_path):
   assert after >= before + 20, (before, after)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("init", ["random", "kcenter"])
 def test_init_paths(init, tmp_path):
   src = quadrant_source()
@@ -93,6 +95,7 @@ def test_init_paths(init, tmp_path):
     assert int(np.argmax(q)) == c
 
 
+@pytest.mark.heavy
 def test_fresh_networks_differ_between_iterations():
   from tfcondense.methods import base
   seeds = {base.fresh_seed(0, 0x0E7, i) for i in range(50)}
@@ -127,6 +130,7 @@ def test_normalised_lr_makes_a_pixel_step_the_references_normalised_step():
   assert not np.allclose((x - lr * gx - mean) / std, z_ref, atol=1e-2)  # the unscaled step
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("method", ["dm", "dc"])
 def test_dm_and_dc_step_the_pixels_by_lr_times_std_squared(method):
   src = quadrant_source(n_per_class=4)   # std 0.3

@@ -40,6 +40,7 @@ def convnet3():
     ("resnet_ap10", (224, 224, 3), 10, 4_910_922),
     ("densenet121", (32, 32, 3), 10, 1_000_618),
 ])
+@pytest.mark.heavy
 def test_parameter_counts(name, shape, classes, expected):
   model = build_model(name, shape, classes)
   assert _trainable_count(model) == expected
@@ -81,6 +82,7 @@ def test_forward_list_covers_registry():
   assert {name for name, _, _ in FORWARD} == set(MODELS.names())
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name,shape,kwargs", FORWARD, ids=[f[0] for f in FORWARD])
 def test_forward_every_model(name, shape, kwargs):
   model = build_model(name, shape, 7, **kwargs)
@@ -145,6 +147,7 @@ def test_initialize_deterministic(convnet3):
     np.testing.assert_array_equal(a, b.numpy())
 
 
+@pytest.mark.heavy
 def test_initialize_in_tf_function_matches_eager(convnet3):
   traced = tf.function(lambda s: initialize(convnet3, s))
   traced(tf.constant(11))

@@ -57,6 +57,7 @@ def test_stateless_call_equals_the_model():
                                  model(x, training=training).numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_loss_is_zero_when_the_student_reproduces_the_expert(tmp_path):
   src = quadrant_source()
   model, theta0 = _dummy_experts(src, str(tmp_path / "dummy"))
@@ -93,6 +94,7 @@ def test_gradients_reach_images_and_syn_lr(tmp_path):
   assert np.isfinite(float(loss)) and np.isfinite(float(g_lr)) and float(g_lr) != 0.0
 
 
+@pytest.mark.heavy
 def test_second_order_gradients_match_finite_differences(tmp_path):
   # The student's parameter gradient of a ReLU network jumps where a pre-activation
   # crosses zero, so the trajectory loss is only piecewise smooth in the images;
@@ -128,6 +130,7 @@ def test_second_order_gradients_match_finite_differences(tmp_path):
   assert fd == pytest.approx(float(np.sum(g * d)), rel=1e-2)
 
 
+@pytest.mark.heavy
 def test_loops_and_checkpointed_unroll_agree(tmp_path):
   src = quadrant_source()
   _, theta0 = _dummy_experts(src, str(tmp_path))
@@ -147,6 +150,7 @@ def test_loops_and_checkpointed_unroll_agree(tmp_path):
                                atol=1e-7 * np.abs(g_img).max())
 
 
+@pytest.mark.heavy
 def test_train_experts_writes_trajectories_and_skips_existing(tmp_path):
   src = quadrant_source()
   cfg = mtt.MTTConfig(model_options=NARROW, lr_teacher=0.05)
@@ -179,6 +183,7 @@ def _tensorboard_losses(logdir):
   return [losses[k] for k in sorted(losses)]
 
 
+@pytest.mark.heavy
 def test_condense_lowers_the_trajectory_loss_and_writes_an_artifact(tmp_path):
   src = quadrant_source()
   experts = str(tmp_path / "experts")
@@ -201,6 +206,7 @@ def test_condense_lowers_the_trajectory_loss_and_writes_an_artifact(tmp_path):
   assert os.path.exists(os.path.join(res.artifact_dir, "images.npy"))
 
 
+@pytest.mark.heavy
 def test_resume_continues_from_checkpoint(tmp_path):
   src = quadrant_source()
   _dummy_experts(src, str(tmp_path / "e"), rows=4)

@@ -24,6 +24,7 @@ def readme_example() -> str:
   return blocks[0]
 
 
+@pytest.mark.heavy
 def test_readme_python_example_runs(monkeypatch, tmp_path, capsys):
   from tfcondense import data
   code = readme_example()

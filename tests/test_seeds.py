@@ -138,6 +138,7 @@ def test_the_scan_finds_salts_spelled_as_literals():
   assert [line for line, _ in salt_literals(bad)] == [1, 1, 2, 3, 4]
 
 
+@pytest.mark.heavy
 def test_every_salt_in_tfcondense_comes_from_the_table():
   found = {}
   for path in sorted(PACKAGE.rglob("*.py")):

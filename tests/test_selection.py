@@ -59,6 +59,7 @@ def test_embedding_methods_end_to_end(method, tmp_path):
   assert list(tmp_path.glob("embed-*.npy"))  # embedding cached on disk
 
 
+@pytest.mark.heavy
 def test_embedding_cache_tells_equal_sized_subsets_apart(tmp_path):
   from tfcondense.methods import selection
   src = quadrant_source()

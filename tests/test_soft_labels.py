@@ -95,6 +95,7 @@ def _trained_weights(src, protocol, soft=None, steps=12):
   return [v.numpy() for v in net.trainable_variables]
 
 
+@pytest.mark.heavy
 def test_one_hot_soft_labels_train_as_the_hard_labels_under_cutmix():
   """CutMix mixes the target rows by the same draw and area ratio as the hard loss."""
   src = quadrant_source(n_per_class=8)

@@ -344,6 +344,7 @@ def test_make_speech_app(tmp_path):
   assert "Traceback" not in again.stderr
 
 
+@pytest.mark.heavy
 @needs_espeak
 def test_listen_app_writes_wavs_of_formed_spectrograms(tmp_path, corpus):
   s = data.load_source("speech_commands", path=corpus, cache=False)

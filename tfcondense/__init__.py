@@ -45,7 +45,7 @@ _LAZY = {
 #: Submodules reachable as attributes (`tfc.export.to_tfds(...)`), imported on first use.
 _SUBMODULES = ("api", "atomic", "bench", "cluster", "condensation", "continual", "engine",
                "evaluation", "experiment", "export", "formation", "interop", "soft_labels",
-               "synthetic")
+               "synthetic", "training")
 
 __all__ = ["__version__"] + list(_LAZY) + list(_SUBMODULES)
 
