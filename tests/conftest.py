@@ -1,18 +1,11 @@
-"""Shared pytest set-up: quiet TensorFlow, the `slow` marker gate, and test order.
+"""Shared pytest set-up: quiet TensorFlow, and the `slow` marker gate.
 
-The default suite runs on two pytest-xdist workers (`bash scripts/setup.sh test`). Each
-worker keeps TensorFlow to one intra-op thread, so the two workers share the two cores
-instead of each spreading tiny ops over both (the tests' tensors are small; two
-threads per op only add hand-offs). Tests marked `heavy` are collected first, so the
-long ones start early and the short ones fill in behind them.
+The default suite runs on two pytest-xdist workers (`bash scripts/setup.sh test`);
+`bash scripts/setup.sh quick` leaves out the tests marked `heavy`.
 """
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-  # Read by TensorFlow when it starts (before any test module imports it), and passed
-  # on to the apps the tests run in subprocesses.
-  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -23,7 +16,6 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-  items.sort(key=lambda item: "heavy" not in item.keywords)  # stable: heavy ones first
   if config.getoption("--runslow") or os.environ.get("TFCONDENSE_SLOW") == "1":
     return
   skip = pytest.mark.skip(reason="slow: run with --runslow or TFCONDENSE_SLOW=1")
