@@ -62,7 +62,10 @@ case "${1:-}" in
     [ "$mode" = quick ] && select=(-m "not heavy")
     workers=${TFCONDENSE_TEST_WORKERS:-2}
     dist=()
-    [ "$workers" != 0 ] && dist=(--dist loadgroup)  # xdist_group marks keep a module fixture's tests together
+    # loadfile: a module's tests on one worker, so a module fixture (the bench suites'
+    # small run, the built wheel) is made once (loadgroup's xdist_group marks are
+    # ignored under pytest 9.2, pytest-dev/pytest-xdist#1386).
+    [ "$workers" != 0 ] && dist=(--dist loadfile)
     exec .venv/bin/python -m pytest -q -n "$workers" "${dist[@]}" "${select[@]}" "$@"
     ;;
   "") ;;

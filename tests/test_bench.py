@@ -636,7 +636,6 @@ EXPECTED_CELLS = {"augmentation": 10, "compression": 7, "transfer": 4, "nas": 6,
                   "cost": 2}
 
 
-@pytest.mark.xdist_group("bench_small")  # on one worker: small_run is computed once
 @pytest.mark.heavy
 def test_small_budget_runs_every_suite_and_writes_the_report(small_run):
   cwd, out, seconds = small_run
@@ -689,7 +688,6 @@ def test_cost_times_warmup_apart_and_long_iterations_stop_early(monkeypatch):
   assert len(cost.time_iterations(calls.append, 0, 5, stop_after=0.0)) == 1
 
 
-@pytest.mark.xdist_group("bench_small")  # on one worker: small_run is computed once
 @pytest.mark.heavy
 def test_cost_benchmark_rows_come_from_the_bench_cost_cells(small_run):
   from tfcondense.bench import cost
@@ -708,7 +706,6 @@ def test_cost_benchmark_rows_come_from_the_bench_cost_cells(small_run):
   assert cost.rows_from_bench(str(root / "nowhere")) == []
 
 
-@pytest.mark.xdist_group("bench_small")  # on one worker: small_run is computed once
 @pytest.mark.heavy
 def test_rerun_computes_only_missing_cells_and_refuses_other_settings(small_run):
   cwd, _, _ = small_run
@@ -750,7 +747,6 @@ def test_a_set_is_made_only_when_a_cell_needs_its_images():
     context.CondensedSet("dm", 1, None, None, {})
 
 
-@pytest.mark.xdist_group("bench_small")  # on one worker: small_run is computed once
 @pytest.mark.heavy
 def test_stored_cells_need_no_set_a_fresh_work_dir_makes_nothing(small_run, tmp_path):
   # A fresh checkout of a benchmark spread over sessions: the cells are committed, the
@@ -765,7 +761,6 @@ def test_stored_cells_need_no_set_a_fresh_work_dir_makes_nothing(small_run, tmp_
   assert not (fresh / "sets").exists() and not (fresh / "condense").exists()
 
 
-@pytest.mark.xdist_group("bench_small")  # on one worker: small_run is computed once
 @pytest.mark.heavy
 def test_sets_from_evaluates_a_set_made_elsewhere_and_refuses_the_wrong_one(small_run, tmp_path):
   cwd, _, _ = small_run

@@ -130,7 +130,6 @@ def mirrored_run(tmp_path_factory):
   return dict(np.load(out))
 
 
-@pytest.mark.xdist_group("mirrored_run")  # on one worker: mirrored_run is computed once
 @pytest.mark.heavy
 def test_mirrored_two_logical_cpus_equals_single_process(mirrored_run):
   run = mirrored_run
@@ -151,7 +150,6 @@ def _run_workers(tmp_path, tag, *extra):
   return [dict(np.load(tmp_path / f"{tag}{i}.npz")) for i in range(2)]
 
 
-@pytest.mark.xdist_group("mirrored_run")  # on one worker: mirrored_run is computed once
 @pytest.mark.heavy
 def test_multi_worker_two_processes_equal_single_process(tmp_path, mirrored_run):
   chief, worker = _run_workers(tmp_path, "w", "--reps", "3")
@@ -172,7 +170,6 @@ def test_multi_worker_two_processes_equal_single_process(tmp_path, mirrored_run)
   np.testing.assert_allclose(chief["best"], alone.best, atol=2.6)
 
 
-@pytest.mark.xdist_group("mirrored_run")  # on one worker: mirrored_run is computed once
 @pytest.mark.slow
 def test_killed_worker_stops_the_chief_and_a_restart_resumes(tmp_path, mirrored_run):
   workdir = tmp_path / "wd"

@@ -41,7 +41,6 @@ def wheel(tmp_path_factory):
   return str(path)
 
 
-@pytest.mark.xdist_group("wheel")  # on one worker: wheel is computed once
 @pytest.mark.heavy
 def test_the_wheel_installs_only_the_tfcondense_namespace(wheel):
   with zipfile.ZipFile(wheel) as z:
@@ -64,7 +63,6 @@ def test_the_wheel_installs_only_the_tfcondense_namespace(wheel):
         assert found is None, (name, found)
 
 
-@pytest.mark.xdist_group("wheel")  # on one worker: wheel is computed once
 def test_the_wheel_has_one_command_per_app(wheel):
   with zipfile.ZipFile(wheel) as z:
     (path,) = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
@@ -77,7 +75,6 @@ def test_the_wheel_has_one_command_per_app(wheel):
                                                                                   "apps")))
 
 
-@pytest.mark.xdist_group("wheel")  # on one worker: wheel is computed once
 def test_the_wheel_requires_only_what_is_used(wheel):
   with zipfile.ZipFile(wheel) as z:
     (path,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
@@ -88,7 +85,6 @@ def test_the_wheel_requires_only_what_is_used(wheel):
   assert {"tensorflow", "keras", "tensorflow-datasets", "numpy", "absl-py"} <= names
 
 
-@pytest.mark.xdist_group("wheel")  # on one worker: wheel is computed once
 def test_installed_apps_run_and_their_help_names_the_commands(wheel, tmp_path):
   target = tmp_path / "site"
   out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
