@@ -235,10 +235,11 @@ def _evaluate_cell(source, cell: Cell, *, model, protocol, repetitions, seed, ar
   else:
     made = _make_set(source, cell, seed=seed, artifacts_root=artifacts_root,
                      cache_dir=cache_dir, show_progress=show_progress)
-    art, artifact_dir = made.artifact, made.artifact_dir
+    artifact_dir = made.artifact_dir
     if made.run is None:  # selection: the picked images themselves
-      images, labels = art.images, art.labels
-      meta, art = art.meta, None
+      images, labels, meta = made.artifact.images, made.artifact.labels, made.artifact.meta
+    else:
+      art = made.artifact
   select_seconds = time.perf_counter() - t0
   desc = f"eval {cell.key}"
   if art is not None:

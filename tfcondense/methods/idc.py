@@ -394,8 +394,7 @@ class IDC:
       self.model.load_weights(self.config.pretrained[outer % len(self.config.pretrained)])
     else:
       initialize(self.model, base.fresh_seed(self.config.seed, SALT_MODEL_INIT, outer))
-    for b in self._net_buffers:
-      b.assign(tf.zeros_like(b))
+    training.reset_all(self._net_buffers)
     self.synthetic.clamp()
     if self.config.pretrain_steps:
       self._net_fn(tf.constant(-1 - outer, tf.int64),
