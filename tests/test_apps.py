@@ -1,19 +1,21 @@
-"""The absl apps, run as a user would (subprocesses)."""
+"""The absl apps, run as a user would (`python -m apps.<app>`, forked from a process
+with TensorFlow loaded: tests/apprun.py; a fresh interpreter where start-up matters)."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import apprun
+
+ROOT = apprun.ROOT
 FASHION = "/usr/share/datasets/fashion-mnist"
 
 
-def run_app(*args, timeout=300):
+def run_app(*args, timeout=300, fresh=False):
+  """`python -m args...` with progress bars off; `fresh`: in a new interpreter."""
   env = dict(os.environ, TFCONDENSE_PROGRESS="0")
-  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, text=True,
-                        capture_output=True, timeout=timeout)
+  run = apprun.launch if fresh else apprun.run_module
+  return run(*args, cwd=ROOT, env=env, timeout=timeout)
 
 
 def test_evaluate_help_explains_every_flag():
@@ -26,7 +28,7 @@ def test_evaluate_help_explains_every_flag():
 
 
 def test_evaluate_bad_input_is_one_clear_line():
-  out = run_app("apps.evaluate", "--source", "cifar11", "--verbosity", "0")
+  out = run_app("apps.evaluate", "--source", "cifar11", "--verbosity", "0", fresh=True)
   assert out.returncode == 2
   assert "error: unknown source 'cifar11'" in out.stderr and "cifar10" in out.stderr
   assert "oneDNN" not in out.stderr  # refused before TensorFlow loads (even when verbose)

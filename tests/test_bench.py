@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from tests import apprun
 from tfcondense.bench import budgets, nas, report
 from tfcondense.bench.store import CellStore
 from tfcondense.errors import InvalidConfigError, SourceUnavailableError, TfcondenseError
@@ -601,8 +602,7 @@ def _run(*args, cwd, timeout=1800):
   env = dict(os.environ, TFCONDENSE_PROGRESS="0",
              PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   t0 = time.time()
-  out = subprocess.run([sys.executable, "-m", "apps.bench", *args], cwd=cwd, env=env,
-                       text=True, capture_output=True, timeout=timeout)
+  out = apprun.run_module("apps.bench", *args, cwd=cwd, env=env, timeout=timeout)
   return out, time.time() - t0
 
 

@@ -3,14 +3,13 @@ Griffin-Lim and the two apps (all tiny; espeak-ng is called about 90 times)."""
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import time
 import wave
 
 import numpy as np
 import pytest
 
+from tests import apprun
 from tfcondense import data
 from tfcondense.artifact import save_artifact
 from tfcondense.data import speech
@@ -327,8 +326,7 @@ def test_tfds_backend_with_mock_data(tmp_path):
 # -------------------------------------------------------------------------- apps
 def run_app(*args, timeout=120):
   env = dict(os.environ, TFCONDENSE_PROGRESS="0")
-  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, text=True,
-                        capture_output=True, timeout=timeout)
+  return apprun.run_module(*args, cwd=ROOT, env=env, timeout=timeout)
 
 
 @needs_espeak
