@@ -31,7 +31,10 @@ class Slow(idc.IDC):
 def main():
   workdir, out = sys.argv[1], sys.argv[2]
   cfg = idc.IDCConfig(ipc=1, factor=2, outer_iterations=2, inner_iterations=3,
-                      real_per_class=8, n_data=16, net_batch=8, seed=5)
+                      real_per_class=8, n_data=16, net_batch=8, seed=5,
+                      # One 8-channel layer: the test is about the checkpoints, and this
+                      # network traces and steps in a fraction of ConvNet-3's time.
+                      model="convnet", model_options=(("depth", 1), ("width", 8)))
   method = Slow(quadrant_source(), cfg)
   res = engine.run(method, engine.RunOptions(workdir=workdir, checkpoint_seconds=0,
                                              show_progress=False),

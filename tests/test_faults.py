@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -105,13 +106,28 @@ def test_a_nan_stop_resumes_with_a_smaller_lr_that_is_recorded(tmp_path):
 
 
 # ---------------------------------------------------------------- resume
-def _two_checkpoints(workdir):
+@pytest.fixture(scope="module")
+def two_checkpoint_run(tmp_path_factory):
+  """A workdir of a 2-step run (checkpoints 1 and 2) and the images after step 1 of an
+  uninterrupted run, made once for the module's resume tests."""
+  workdir = tmp_path_factory.mktemp("two_checkpoints")
   engine.run(_method(), _opts(workdir, max_steps=2, keep_checkpoints=3))
   assert _checkpoints(workdir) == ["ckpt-1", "ckpt-2"]
+  one = _method()
+  engine.run(one, _opts(tmp_path_factory.mktemp("one_step"), max_steps=1))
+  return workdir, one.synthetic.images.numpy()
+
+
+@pytest.fixture
+def _two_checkpoints(two_checkpoint_run):
+  """Copies the 2-step workdir into `workdir` (each test damages its own copy)."""
+  def copy(workdir):
+    shutil.copytree(two_checkpoint_run[0], workdir, dirs_exist_ok=True)
+  return copy
 
 
 @pytest.mark.heavy
-def test_a_garbled_state_file_resumes_from_the_newest_checkpoint(tmp_path):
+def test_a_garbled_state_file_resumes_from_the_newest_checkpoint(tmp_path, _two_checkpoints):
   _two_checkpoints(tmp_path)
   (tmp_path / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: {{{ garbage")
   r = engine.run(_method(), _opts(tmp_path, max_steps=3, keep_checkpoints=3))
@@ -122,7 +138,9 @@ def test_a_garbled_state_file_resumes_from_the_newest_checkpoint(tmp_path):
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("damage", ["truncate_data", "garble_index", "delete_data"])
-def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage,
+                                                              _two_checkpoints,
+                                                              two_checkpoint_run):
   _two_checkpoints(tmp_path)
   ck = tmp_path / "checkpoints"
   data = glob.glob(str(ck / "ckpt-2.data-*"))[0]
@@ -133,12 +151,10 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage
     (ck / "ckpt-2.index").write_bytes(b"\x00garbage" * 8)
   else:
     os.remove(data)
-  good = _method()
-  engine.run(good, _opts(tmp_path / "reference", max_steps=1))
   m = _method()
   r = engine.run(m, _opts(tmp_path, max_steps=1))
   assert (r.resumed_from, r.steps) == (1, 1)
-  np.testing.assert_array_equal(m.synthetic.images.numpy(), good.synthetic.images.numpy())
+  np.testing.assert_array_equal(m.synthetic.images.numpy(), two_checkpoint_run[1])
   assert glob.glob(str(ck / "corrupt" / "ckpt-2.index.*"))  # kept aside, not deleted
   assert _checkpoints(tmp_path) == ["ckpt-1"]
   r = engine.run(_method(), _opts(tmp_path, max_steps=3))  # and the run goes on
@@ -146,7 +162,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage
 
 
 @pytest.mark.heavy
-def test_no_readable_checkpoint_is_one_clear_error(tmp_path):
+def test_no_readable_checkpoint_is_one_clear_error(tmp_path, _two_checkpoints):
   _two_checkpoints(tmp_path)
   for data in glob.glob(str(tmp_path / "checkpoints" / "ckpt-*.data-*")):
     with open(data, "r+b") as f:

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from fixtures import quadrant_source
+from tests import apprun
 from tfcondense import condensation as condense_lib
 from tfcondense import engine, matching
 from tfcondense.errors import InvalidConfigError, NonFiniteLossError
@@ -221,9 +222,11 @@ def _worker(workdir, out, extra=()):
 
 @pytest.mark.heavy
 def test_killed_run_resumes_to_the_same_artifact(tmp_path):
-  """A run SIGKILLed mid-way and restarted ends bit-identical to an uninterrupted one."""
+  """A run SIGKILLed mid-way and restarted ends bit-identical to an uninterrupted one
+  (the run to kill is a fresh interpreter; the others are forked, tests/apprun.py)."""
   cmd, env = _worker(str(tmp_path / "a"), str(tmp_path / "a.npy"))
-  subprocess.run(cmd, env=env, check=True, timeout=300)
+  done = apprun.run_script(*cmd[1:], env=env)
+  assert done.returncode == 0, done.stderr
   cmd, env = _worker(str(tmp_path / "b"), str(tmp_path / "b.npy"))
   proc = subprocess.Popen(cmd, env=env)
   state = tmp_path / "b" / "checkpoints" / "checkpoint"
@@ -238,7 +241,8 @@ def test_killed_run_resumes_to_the_same_artifact(tmp_path):
   proc.wait(timeout=60)
   assert killed_at is not None, "the worker finished before it could be killed"
   assert not (tmp_path / "b.npy").exists()
-  subprocess.run(cmd, env=env, check=True, timeout=300)
+  done = apprun.run_script(*cmd[1:], env=env)
+  assert done.returncode == 0, done.stderr
   with open(tmp_path / "b" / "resumed.json") as f:
     assert json.load(f)["resumed_from"] >= 3
   np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))

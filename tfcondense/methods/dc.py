@@ -138,7 +138,7 @@ class DC:
     n = int(self.synthetic.images.shape[0])
     self._net_batch = min(cfg.net_batch, n)
     self._batches_per_epoch = math.ceil(n / self._net_batch)
-    self._match_fn = tf.function(self._match_all)
+    self._match_fn = tf.function(self._match_all, autograph=False)  # no tensor control flow
     self._net_fn = tf.function(self._train_on_synthetic)
 
   def checkpoint_items(self) -> Dict[str, Any]:

@@ -172,7 +172,7 @@ class DM:
     self._lrs = ([base.normalised_lr(cfg.lr_img, source.std)]
                  + [cfg.lr_img] * (n_vars - 1))
     self._seed = tf.constant([cfg.seed, SALT_ROOT], tf.int64)
-    self._step_fn = tf.function(self._step)
+    self._step_fn = tf.function(self._step, autograph=False)  # no tensor control flow
     #: The pool of real-data-trained embedders (model_pool > 0), or None.
     self.pool = (pool_lib.ensure_pool(source, cfg.pool_config(), cfg.pool_dir,
                                       model=self.model) if cfg.model_pool else None)

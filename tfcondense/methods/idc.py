@@ -359,7 +359,7 @@ class IDC:
           self.real, lambda x: embed(x, training=False), cfg.real_per_class,
           cfg.representative_candidates, base.fresh_seed(cfg.seed, SALT_REPRESENTATIVE, 0),
           cfg.representative_max_iter)
-    self._match_fn = tf.function(self._match_all)
+    self._match_fn = tf.function(self._match_all, autograph=False)  # no tensor control flow
     self._net_fn = tf.function(self._network_update)
 
   # -- state -------------------------------------------------------------------------
@@ -519,11 +519,16 @@ class IDC:
     """`count` SGD steps of the network on real data (augmentation + CutMix)."""
     seed = self.network_seed(step)
     for i in tf.range(count):
-      x, ya, yb, lam = self.network_batch(base.fold(seed, tf.cast(i, tf.int64)))
-      with tf.GradientTape() as tape:
-        loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
-      self.apply_network_grads(tape.gradient(loss, self._net_vars))
+      self._network_step(base.fold(seed, tf.cast(i, tf.int64)))
     return tf.constant(0)
+
+  @training.untraced_by_autograph
+  def _network_step(self, seed):
+    """One SGD step of the network on a real batch drawn with `seed`."""
+    x, ya, yb, lam = self.network_batch(seed)
+    with tf.GradientTape() as tape:
+      loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
+    self.apply_network_grads(tape.gradient(loss, self._net_vars))
 
 
 def save_pretrained(source, directory: str, count: int, steps: int,

@@ -161,15 +161,20 @@ class _Trainer:
     perm = tf.argsort(tf.random.stateless_uniform([size], base.fold(seed, 0)))
     for i in tf.range(self.steps):
       idx = perm[i * cfg.batch:tf.minimum((i + 1) * cfg.batch, size)]
-      s = base.fold(seed, 1, tf.cast(i, tf.int64))
-      x = self.aug(self.real.normalize(tf.gather(self.real.images, idx)), base.fold(s, 1))
-      x, ya, yb, lam = mix.cutmix(x, tf.gather(self.real.labels, idx), base.fold(s, 2),
-                                  prob=cfg.cutmix_prob, beta=cfg.cutmix_beta)
-      with tf.GradientTape() as tape:
-        loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
-      training.sgd_step(self.variables, self.buffers, tape.gradient(loss, self.variables),
-                        cfg.lr, cfg.momentum, cfg.weight_decay)
+      self._step(idx, base.fold(seed, 1, tf.cast(i, tf.int64)))
     return tf.constant(0)
+
+  @training.untraced_by_autograph
+  def _step(self, idx, s):
+    """One SGD step on the real images `idx`, augmented and CutMixed with seed `s`."""
+    cfg = self.config
+    x = self.aug(self.real.normalize(tf.gather(self.real.images, idx)), base.fold(s, 1))
+    x, ya, yb, lam = mix.cutmix(x, tf.gather(self.real.labels, idx), base.fold(s, 2),
+                                prob=cfg.cutmix_prob, beta=cfg.cutmix_beta)
+    with tf.GradientTape() as tape:
+      loss = mix.cutmix_loss(self.model(x, training=True), ya, yb, lam)
+    training.sgd_step(self.variables, self.buffers, tape.gradient(loss, self.variables),
+                      cfg.lr, cfg.momentum, cfg.weight_decay)
 
   def train_member(self, index: int, bar=None) -> None:
     from tfcondense.models import initialize  # pylint: disable=g-import-not-at-top
