@@ -99,6 +99,7 @@ def test_condense_end_to_end_then_evaluate_artifact(tmp_path):
   work = tmp_path / "w"
   args = ["apps.condense", "--source", "digits", "--method", "idc", "--ipc", "1",
           "--outer_iterations", "1", "--inner_iterations", "2", "--workdir", str(work),
+          "--set", "model='convnet'", "--set", "model_options=(('depth', 1), ('width', 8))",
           "--evaluate", "--protocol", "smoke", "--repetitions", "1"]
   out = run_app(*args)
   assert out.returncode == 0, out.stderr

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 
+from tests import apprun
 from tfcondense import cluster as cluster_lib
 from tfcondense.errors import InvalidConfigError
 from tfcondense.registry import UnknownNameError
@@ -80,9 +81,8 @@ def test_unknown_strategy_and_method_name_the_known_ones():
 
 @pytest.mark.heavy
 def test_apps_take_the_strategy_flag():
-  out = subprocess.run([sys.executable, "-m", "apps.condense", "--strategy", "ring",
-                        "--workdir", "unused"], cwd=ROOT, env=_env(), capture_output=True,
-                       text=True, timeout=300)
+  out = apprun.run_module("apps.condense", "--strategy", "ring", "--workdir", "unused",
+                          cwd=ROOT, env=_env())
   assert out.returncode == 2, out.stderr[-2000:]
   assert "error: unknown distribution 'ring'" in out.stderr
   assert "default, mirrored, multi_worker" in out.stderr and "Traceback" not in out.stderr
@@ -122,10 +122,11 @@ def test_learnable_formation_cannot_be_split():
 # -- MirroredStrategy over two logical CPUs ------------------------------------------------
 @pytest.fixture(scope="module")
 def mirrored_run(tmp_path_factory):
-  """The tiny IDC run under MirroredStrategy (2 logical CPUs) and alone, one process."""
+  """The tiny IDC run under MirroredStrategy (2 logical CPUs) and alone, one process
+  (forked before TensorFlow initialises, tests/apprun.py)."""
   out = tmp_path_factory.mktemp("mirrored") / "run.npz"
-  proc = subprocess.run([sys.executable, WORKER, "mirrored", str(out), "--single"],
-                        env=_env(), capture_output=True, text=True, timeout=LIMIT)
+  proc = apprun.run_script(WORKER, "mirrored", str(out), "--single", env=_env(),
+                           timeout=LIMIT)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return dict(np.load(out))
 

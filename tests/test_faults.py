@@ -31,9 +31,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # A one-layer, 8-channel ConvNet: the faults are in the loop, and it traces in seconds.
 TINY = dict(outer_iterations=2, inner_iterations=2, real_per_class=8, n_data=16, net_batch=8,
             model="convnet", model_options=(("depth", 1), ("width", 8)))
+# The same network as TINY, given as a user would (--set): it traces in a third of the time.
 DIGITS_IDC = ("--source", "digits", "--method", "idc", "--ipc", "1", "--outer_iterations",
               "1", "--inner_iterations", "4", "--set", "real_per_class=8", "--set",
-              "n_data=16", "--set", "net_batch=8")
+              "n_data=16", "--set", "net_batch=8", "--set", "model='convnet'", "--set",
+              "model_options=(('depth', 1), ('width', 8))")
 
 
 def _opts(workdir, **kw):
