@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
   steps+=("$1"); shift
 done
 [ ${#steps[@]} -gt 0 ] || steps=(baselines methods prebuilt shipped protocol roundtrip speech cost
-                                  init bench continual)
+                                  init bench continual fast_idc soft_labels)
 
 mkdir -p benchmarks/cache
 exec 9> benchmarks/cache/.run_benchmarks.lock
@@ -76,8 +76,12 @@ for step in "${steps[@]}"; do
     bench)     run apps.bench --suite augmentation,compression,nas,init,cost,transfer \
                    "${bench[@]}" --screenshot ;;
     continual) run benchmarks.continual ;;
+    # Issue 39's arms (pool, curves, best, baselines; many hours, resumable) and issue
+    # 41's soft labels (about 8 hours, resumable).
+    fast_idc)  run benchmarks.fast_idc ;;
+    soft_labels) run benchmarks.soft_labels ;;
     *) echo "unknown step $step (baselines methods prebuilt shipped protocol roundtrip speech" \
-            "cost init bench continual)" >&2
+            "cost init bench continual fast_idc soft_labels)" >&2
        exit 2 ;;
   esac
 done
