@@ -43,9 +43,14 @@ _server: subprocess.Popen | None = None
 def launch(module: str, *args: str, cwd: str = ROOT, env: dict | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess:
   """`python -m module args...` in a fresh interpreter (output captured, text)."""
+  return _fresh([sys.executable, "-m", module, *args], cwd, env, timeout)
+
+
+def _fresh(argv, cwd, env, timeout) -> subprocess.CompletedProcess:
+  """Runs `argv` in a fresh process, stdin at /dev/null as in a forked run."""
   env = dict(os.environ if env is None else env)
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True,
-                        capture_output=True, timeout=timeout)
+  return subprocess.run(argv, cwd=cwd, env=env, text=True, capture_output=True,
+                        timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def run_module(module: str, *args: str, cwd: str = ROOT, env: dict | None = None,
@@ -70,8 +75,7 @@ def run_script(path: str, *args: str, cwd: str = ROOT, env: dict | None = None,
   env = dict(os.environ if env is None else env)
   argv = [sys.executable, path, *args]
   if os.environ.get("TFCONDENSE_TEST_FORK", "1") == "0":
-    return subprocess.run(argv, cwd=cwd, env=env, text=True, capture_output=True,
-                          timeout=timeout)
+    return _fresh(argv, cwd, env, timeout)
   return _request(argv, dict(path=os.path.abspath(path)), args, cwd, env, timeout)
 
 
@@ -119,6 +123,7 @@ def _child(request: dict, base_path: list[str]) -> None:
     sys.path[:] = [first, *extra, *base_path]
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.close(null)
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
       f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
       os.dup2(f, fd)
@@ -165,7 +170,7 @@ def _serve() -> None:
   finally:
     os.dup2(saved, 2)
     os.close(saved)
-  base_path = [p for p in sys.path[1:]]  # without the script's own folder
+  base_path = sys.path[1:]  # without the script's own folder
   replies = sys.stdout
   for line in sys.stdin:
     request = json.loads(line)

@@ -32,17 +32,12 @@ def script(tmp_path):
   return str(path)
 
 
-def _fresh(path, *args, cwd, env):
-  return subprocess.run([sys.executable, path, *args], cwd=cwd, env=env, text=True,
-                        capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
 @pytest.mark.parametrize("args", [(), ("3",), ("raise",), ("a b", "--flag=1")])
 def test_a_forked_run_is_what_a_fresh_interpreter_gives(script, tmp_path, args):
   env = dict(os.environ, APPRUN_VAR="x y", PYTHONPATH=str(tmp_path / "lib"))
   cwd = str(tmp_path / "elsewhere")
   forked = apprun.run_script(script, *args, cwd=cwd, env=env, timeout=60)
-  fresh = _fresh(script, *args, cwd=cwd, env=env)
+  fresh = apprun._fresh([sys.executable, script, *args], cwd, env, 60)  # pylint: disable=protected-access
   assert forked.returncode == fresh.returncode
   assert forked.stdout == fresh.stdout
   if args == ("raise",):  # the same traceback's last line
