@@ -101,6 +101,45 @@ def test_evaluate_learns_a_separable_task_and_is_deterministic():
 
 
 @pytest.mark.heavy
+def test_a_kept_trainer_gives_what_a_fresh_one_gives():
+  src = quadrant_source(n_per_class=4, n_test=10)
+  sets = [(src.train_images[::-1], src.train_labels[::-1]),
+          (1.0 - src.train_images, src.train_labels)]
+  p = ev.get_protocol("smoke", augmentation="dsa", cutmix_prob=0.5, steps=8)
+
+  def run(x, y):
+    r = ev.evaluate(x, y, src, protocol=p, repetitions=2, seed=3, show_progress=False)
+    return r.best, r.last
+
+  fresh = []
+  for x, y in sets:
+    ev.clear_trainer_cache()
+    fresh.append(run(x, y))
+  ev.clear_trainer_cache()
+  kept = [run(*sets[0]), run(*sets[1]), run(*sets[0])]
+  assert len(ev._TRAINERS) == 1  # one graph served all three  # pylint: disable=protected-access
+  assert kept == [fresh[0], fresh[1], fresh[0]]
+  assert fresh[0] != fresh[1]
+  # Another size is another graph.
+  run(*(a[:8] for a in sets[0]))
+  assert len(ev._TRAINERS) == 2  # pylint: disable=protected-access
+  trainer = next(iter(ev._TRAINERS.values()))  # pylint: disable=protected-access
+  with pytest.raises(InvalidConfigError, match="traced for 16 images"):
+    trainer.load(src.train_images[:8], src.train_labels[:8])
+
+
+def test_only_models_whose_state_initialize_resets_are_kept():
+  import keras  # pylint: disable=g-import-not-at-top
+  from tfcondense import models  # pylint: disable=g-import-not-at-top
+  dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                            keras.layers.BatchNormalization()])
+  assert models.resets_all_state(dense)
+  dropout = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.Dropout(0.5)])
+  assert not models.resets_all_state(dropout)  # its seed generator is not redrawn
+
+
+@pytest.mark.heavy
 def test_evaluate_with_augmentation_and_cutmix_runs():
   src = quadrant_source(n_per_class=4, n_test=4)
   p = ev.get_protocol("smoke", augmentation="dsa", cutmix_prob=1.0)

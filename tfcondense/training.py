@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfcondense import seeds
@@ -177,11 +178,13 @@ class Trainer:
     self.batch = min(protocol.batch_size, self.n)
     self.steps_per_epoch = math.ceil(self.n / self.batch)
     self.total_steps = protocol.total_steps(self.n)
-    self._x = tf.convert_to_tensor(images, tf.float32)
-    self._y = tf.convert_to_tensor(labels, tf.int32)
+    # Variables, not constants, so `load` can swap in another set of the same size
+    # without retracing (the graph reads them).
+    self._x = tf.Variable(tf.convert_to_tensor(images, tf.float32), trainable=False)
+    self._y = tf.Variable(tf.convert_to_tensor(labels, tf.int32), trainable=False)
     self._soft = soft_labels
-    self._p = (None if soft_labels is None
-               else tf.constant(soft_labels.probabilities(), tf.float32))
+    self._p = (None if soft_labels is None else tf.Variable(
+        tf.constant(soft_labels.probabilities(), tf.float32), trainable=False))
     self._mean = tf.constant(mean, tf.float32)
     self._std = tf.constant(std, tf.float32)
     self._policy = make_augmentation(protocol, images.shape[1:], mean, std, flip)
@@ -196,6 +199,32 @@ class Trainer:
     self._step_body = untraced_by_autograph(self._step)
     self._train = tf.function(self._train_steps)
     self._accuracy = tf.function(self._accuracy_impl, autograph=False)
+
+  def load(self, images, labels, soft_labels: Optional[soft_lib.SoftLabels] = None) -> None:
+    """Trains on another set of the same size from now on, without retracing.
+
+    Args:
+      images, labels, soft_labels: as for the constructor; the same number of images,
+        and soft labels exactly when the Trainer was built with them, with the same
+        loss and temperature (both are part of the traced graph).
+
+    Raises:
+      InvalidConfigError: the set does not fit the traced graph.
+    """
+    n = int(len(images))
+    same_soft = (soft_labels is None) == (self._soft is None) and (
+        soft_labels is None or (soft_labels.loss, soft_labels.temperature) ==
+        (self._soft.loss, self._soft.temperature))
+    if n != self.n or tuple(np.shape(images)[1:]) != tuple(self._x.shape[1:]) or not same_soft:
+      raise InvalidConfigError(
+          f"load: this Trainer was traced for {self.n} images of shape "
+          f"{tuple(self._x.shape[1:])}{'' if self._soft is None else ' with soft labels'}; "
+          f"got {n} of shape {tuple(np.shape(images)[1:])}")
+    self._x.assign(tf.convert_to_tensor(images, tf.float32))
+    self._y.assign(tf.convert_to_tensor(labels, tf.int32))
+    if soft_labels is not None:
+      self._soft = soft_labels
+      self._p.assign(tf.constant(soft_labels.probabilities(), tf.float32))
 
   def reset(self, seed: int) -> None:
     """Re-initialises the model (`models.initialize(model, seed)`) and the optimiser,

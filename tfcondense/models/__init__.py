@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from tfcondense.models.core import EMBEDDING, MODELS, build_model, embedding_model
-from tfcondense.models.init import SCHEMES, initialize
+from tfcondense.models.init import SCHEMES, initialize, resets_all_state
 from tfcondense.models.layers import (NORMS, BatchNorm, InstanceNorm, LayerNorm,
                                       TokenNorm)
 
@@ -23,5 +23,5 @@ from tfcondense.models import vit as _vit  # noqa: F401,E402
 __all__ = [
     "EMBEDDING", "MODELS", "NORMS", "SCHEMES", "BatchNorm", "InstanceNorm",
     "LayerNorm", "TokenNorm",
-    "build_model", "embedding_model", "initialize",
+    "build_model", "embedding_model", "initialize", "resets_all_state",
 ]

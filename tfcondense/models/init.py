@@ -154,6 +154,14 @@ def _plan(model: keras.Model, scheme: str) -> List[Tuple[int, keras.Variable, ob
   return plan
 
 
+def resets_all_state(model: keras.Model, scheme: str = "pytorch") -> bool:
+  """Whether `initialize(model, ...)` redraws every variable `model` holds, so that a
+  re-initialised model behaves exactly as a freshly built one (False, e.g., with
+  dropout seed generators or adapted `Normalization` layers)."""
+  planned = {id(var) for _, var, _ in _plan(model, check_scheme(scheme))}
+  return all(id(var) in planned for var in model.variables)
+
+
 def check_scheme(scheme: str) -> str:
   return check_choice("init scheme", scheme, SCHEMES)
 
