@@ -46,6 +46,7 @@ import json
 import math
 import os
 import time
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -148,6 +149,28 @@ class Results:
   def done(self, cell: dict, rep: int) -> bool:
     key = _key(cell)
     return any(_key(r["cell"]) == key and r["rep"] == rep for r in self.runs)
+
+  def records(self, cell: dict) -> list:
+    key = _key(cell)
+    return [r for r in self.runs if _key(r["cell"]) == key]
+
+  def stamp(self, cell: dict, digest: str) -> None:
+    """Records `digest` (of the set `cell` evaluated) on its records made before
+    records carried one."""
+    key = _key(cell)
+    for r in self.runs:
+      if _key(r["cell"]) == key and "digest" not in r:
+        r["digest"] = digest
+
+  def twin(self, cell: dict, rep: int, digest: str, precision: str) -> Optional[dict]:
+    """A record of repetition `rep` of the same set (formed images and labels) under
+    the same protocol and precision, made for another cell: the arms' sets at 0 inner
+    iterations are one set, evaluated once (each repetition is seeded by `rep`)."""
+    for r in self.runs:
+      if (r.get("digest") == digest and r["rep"] == rep and r["precision"] == precision
+          and r["cell"]["protocol"] == cell["protocol"] and "copied_from" not in r):
+        return r
+    return None
 
   def save(self, settings) -> None:
     payload = dict(
@@ -263,6 +286,8 @@ def evaluate_cell(results, settings, source, cell, images, labels, reps, minutes
   """Evaluates `cell` for the repetitions not yet recorded (one record per repetition);
   `minutes`: the set's making time where no condensation record holds it."""
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
+  digest = set_digest(images, labels)
+  results.stamp(cell, digest)
   todo = [r for r in range(reps) if not results.done(cell, r)]
   if not todo:
     return
@@ -271,10 +296,19 @@ def evaluate_cell(results, settings, source, cell, images, labels, reps, minutes
                              **overrides)
   machine = _util.machine()
   for rep in todo:
+    twin = results.twin(cell, rep, digest, protocol.precision)
+    if twin is not None:
+      results.runs.append(dict(twin, cell=cell, copied_from=_key(twin["cell"]),
+                               **({} if minutes is None else dict(minutes=minutes))))
+      results.save(settings)
+      print(f"{_key(cell)} rep {rep}: {twin['best']:.2f}, the same set as "
+            f"{_key(twin['cell'])}", flush=True)
+      continue
     res = ev.evaluate(images, labels, source, protocol=protocol, repetitions=1, seed=rep,
                       desc=f"{cell['method']} {cell.get('arm') or ''} ipc {cell['ipc']} "
                            f"@{cell.get('inner_iterations')} {cell['protocol']} rep {rep}")
-    results.runs.append(dict(cell=cell, rep=rep, best=res.best[0], last=res.last[0],
+    results.runs.append(dict(cell=cell, rep=rep, digest=digest, best=res.best[0],
+                             last=res.last[0],
                              steps=res.steps, augmentation=res.augmentation_spec,
                              protocol_version=res.protocol_version,
                              num_images=res.num_images, precision=res.precision,
@@ -283,6 +317,17 @@ def evaluate_cell(results, settings, source, cell, images, labels, reps, minutes
     results.save(settings)
     print(f"{_key(cell)} rep {rep}: {res.best[0]:.2f} (last {res.last[0]:.2f}), "
           f"{res.seconds / 60:.1f} min", flush=True)
+
+
+def set_digest(images, labels) -> str:
+  """SHA-256 of an evaluated set (float32 formed images and int32 labels)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  for a in (np.ascontiguousarray(images, np.float32), np.ascontiguousarray(labels, np.int32)):
+    h.update(repr(a.shape).encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
 
 
 def _protocols(settings, final: bool):
@@ -357,6 +402,15 @@ class Condensation:
     rec["config"] = self.config.as_dict()
     return m.synthetic.formed_numpy()
 
+  def formed_at(self, point: int):
+    """(formed images, labels) of the artifact saved at `point`, or None."""
+    from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
+    from tfcondense import synthetic  # pylint: disable=g-import-not-at-top
+    path = os.path.join(self.workdir, f"artifact_{point:05d}")
+    if not os.path.exists(os.path.join(path, "meta.json")):
+      return None
+    return synthetic.formed_from_artifact(artifact_lib.load_artifact(path))
+
   def cell(self, point: int, protocol: str) -> dict:
     return dict(method=self.method_name, arm=self.arm, ipc=self.ipc, factor=self.factor,
                 inner_iterations=point, protocol=protocol, condensation=self.name)
@@ -369,6 +423,11 @@ def run_curves(results, settings, source, runs, points):
     for run in runs:
       cells = [(run.cell(point, p), r) for p, r in _protocols(settings, point == last)]
       if all(results.done(c, i) for c, r in cells for i in range(r)):
+        if any("digest" not in rec for c, _ in cells for rec in results.records(c)):
+          formed = run.formed_at(point)  # digests for records made before they had one
+          if formed is not None:
+            for c, _ in cells:
+              results.stamp(c, set_digest(*formed))
         continue
       x, y = run.advance_to(results, point)
       results.save(settings)
