@@ -101,7 +101,7 @@ def test_evaluate_learns_a_separable_task_and_is_deterministic():
 
 
 @pytest.mark.heavy
-def test_a_kept_trainer_gives_what_a_fresh_one_gives():
+def test_a_kept_trainer_gives_what_a_fresh_one_gives(monkeypatch):
   src = quadrant_source(n_per_class=4, n_test=10)
   sets = [(src.train_images[::-1], src.train_labels[::-1]),
           (1.0 - src.train_images, src.train_labels)]
@@ -126,6 +126,10 @@ def test_a_kept_trainer_gives_what_a_fresh_one_gives():
   trainer = next(iter(ev._TRAINERS.values()))  # pylint: disable=protected-access
   with pytest.raises(InvalidConfigError, match="traced for 16 images"):
     trainer.load(src.train_images[:8], src.train_labels[:8])
+  # A large set is not kept.
+  monkeypatch.setattr(ev, "TRAINER_CACHE_MAX_BYTES", 1000)
+  run(*(a[:4] for a in sets[0]))
+  assert len(ev._TRAINERS) == 2  # pylint: disable=protected-access
 
 
 def test_only_models_whose_state_initialize_resets_are_kept():

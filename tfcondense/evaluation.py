@@ -303,6 +303,9 @@ class EvalResult:
 #: one size alike. Least recently used first; bounded (each holds its set and network).
 _TRAINERS: "collections.OrderedDict[str, training.Trainer]" = collections.OrderedDict()
 TRAINER_CACHE_SIZE = 4
+#: Larger sets are not kept: their training dwarfs the tracing, and a kept 60,000-image
+#: Fashion-MNIST set would hold 188 MB.
+TRAINER_CACHE_MAX_BYTES = 64 << 20
 
 
 def clear_trainer_cache() -> None:
@@ -314,7 +317,7 @@ def _trainer(images, labels, source, model, protocol, seed, model_kwargs, flip, 
   """A Trainer for this evaluation: a kept one whose graph fits (its set swapped by
   `Trainer.load`; every repetition re-initialises the network, so results are those of
   a fresh one) or a new one, kept when re-initialising resets all of its network's
-  state (not so for dropout seed generators)."""
+  state (not so for dropout seed generators) and its set is small."""
   key = repr((model, sorted(model_kwargs.items()), protocol, source.image_shape,
               source.num_classes, tuple(source.mean), tuple(source.std), bool(flip),
               len(images), None if soft_labels is None else
@@ -328,7 +331,7 @@ def _trainer(images, labels, source, model, protocol, seed, model_kwargs, flip, 
     trainer = training.Trainer(net, images, labels, source.mean, source.std, protocol,
                                flip=flip, soft_labels=soft_labels)
     from tfcondense.models import resets_all_state  # pylint: disable=g-import-not-at-top
-    if not resets_all_state(net):
+    if images.nbytes > TRAINER_CACHE_MAX_BYTES or not resets_all_state(net):
       return trainer
   _TRAINERS[key] = trainer
   while len(_TRAINERS) > TRAINER_CACHE_SIZE:
