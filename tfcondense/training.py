@@ -167,10 +167,12 @@ class Trainer:
     soft_labels: a `tfcondense.soft_labels.SoftLabels` with one row per image: train on
       its distributions (CutMix mixes them by its area ratio) with its loss; None:
       hard labels.
+    swappable: hold the set in variables so that `load` can replace it (the evaluator's
+      kept Trainers); False holds it as constants.
   """
 
   def __init__(self, model, images, labels, mean, std, protocol, flip: bool = True,
-               soft_labels: Optional[soft_lib.SoftLabels] = None):
+               soft_labels: Optional[soft_lib.SoftLabels] = None, swappable: bool = False):
     from tfcondense.augment import mix  # pylint: disable=g-import-not-at-top
     self.model = model
     self.protocol = protocol
@@ -178,13 +180,16 @@ class Trainer:
     self.batch = min(protocol.batch_size, self.n)
     self.steps_per_epoch = math.ceil(self.n / self.batch)
     self.total_steps = protocol.total_steps(self.n)
-    # Variables, not constants, so `load` can swap in another set of the same size
-    # without retracing (the graph reads them).
-    self._x = tf.Variable(tf.convert_to_tensor(images, tf.float32), trainable=False)
-    self._y = tf.Variable(tf.convert_to_tensor(labels, tf.int32), trainable=False)
+    # Swappable: variables, so `load` can swap in another set of the same size without
+    # retracing (the graph reads them); else constants (no second copy of a large set).
+    self._swappable = swappable
+    hold = ((lambda t: tf.Variable(t, trainable=False)) if swappable
+            else (lambda t: t))
+    self._x = hold(tf.convert_to_tensor(images, tf.float32))
+    self._y = hold(tf.convert_to_tensor(labels, tf.int32))
     self._soft = soft_labels
-    self._p = (None if soft_labels is None else tf.Variable(
-        tf.constant(soft_labels.probabilities(), tf.float32), trainable=False))
+    self._p = (None if soft_labels is None
+               else hold(tf.constant(soft_labels.probabilities(), tf.float32)))
     self._mean = tf.constant(mean, tf.float32)
     self._std = tf.constant(std, tf.float32)
     self._policy = make_augmentation(protocol, images.shape[1:], mean, std, flip)
@@ -209,8 +214,11 @@ class Trainer:
         loss and temperature (both are part of the traced graph).
 
     Raises:
-      InvalidConfigError: the set does not fit the traced graph.
+      InvalidConfigError: the Trainer is not swappable, or the set does not fit its
+        traced graph.
     """
+    if not self._swappable:
+      raise InvalidConfigError("load: this Trainer was built with swappable=False")
     n = int(len(images))
     same_soft = (soft_labels is None) == (self._soft is None) and (
         soft_labels is None or (soft_labels.loss, soft_labels.temperature) ==
