@@ -146,21 +146,18 @@ class Results:
     self.overhead = state.get("clustering_overhead")
     self.header = {}
 
-  def done(self, cell: dict, rep: int) -> bool:
-    key = _key(cell)
-    return any(_key(r["cell"]) == key and r["rep"] == rep for r in self.runs)
-
   def records(self, cell: dict) -> list:
     key = _key(cell)
     return [r for r in self.runs if _key(r["cell"]) == key]
 
+  def done(self, cell: dict, rep: int) -> bool:
+    return any(r["rep"] == rep for r in self.records(cell))
+
   def stamp(self, cell: dict, digest: str) -> None:
     """Records `digest` (of the set `cell` evaluated) on its records made before
     records carried one."""
-    key = _key(cell)
-    for r in self.runs:
-      if _key(r["cell"]) == key and "digest" not in r:
-        r["digest"] = digest
+    for r in self.records(cell):
+      r.setdefault("digest", digest)
 
   def twin(self, cell: dict, rep: int, digest: str, precision: str) -> Optional[dict]:
     """A record of repetition `rep` of the same set (formed images and labels) under

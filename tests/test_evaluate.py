@@ -126,6 +126,10 @@ def test_a_kept_trainer_gives_what_a_fresh_one_gives(monkeypatch):
   trainer = next(iter(ev._TRAINERS.values()))  # pylint: disable=protected-access
   with pytest.raises(InvalidConfigError, match="traced for 16 images"):
     trainer.load(src.train_images[:8], src.train_labels[:8])
+  fixed = training.Trainer(trainer.model, src.train_images[:8], src.train_labels[:8],
+                           src.mean, src.std, p)
+  with pytest.raises(InvalidConfigError, match="swappable=False"):
+    fixed.load(src.train_images[:8], src.train_labels[:8])
   # A large set is not kept.
   monkeypatch.setattr(ev, "TRAINER_CACHE_MAX_BYTES", 1000)
   run(*(a[:4] for a in sets[0]))

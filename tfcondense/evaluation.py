@@ -328,11 +328,11 @@ def _trainer(images, labels, source, model, protocol, seed, model_kwargs, flip, 
   else:
     net = training.build_with_precision(protocol.precision, model, source.image_shape,
                                         source.num_classes, seed=seed, **model_kwargs)
-    keep = images.nbytes <= TRAINER_CACHE_MAX_BYTES
+    from tfcondense.models import resets_all_state  # pylint: disable=g-import-not-at-top
+    keep = images.nbytes <= TRAINER_CACHE_MAX_BYTES and resets_all_state(net)
     trainer = training.Trainer(net, images, labels, source.mean, source.std, protocol,
                                flip=flip, soft_labels=soft_labels, swappable=keep)
-    from tfcondense.models import resets_all_state  # pylint: disable=g-import-not-at-top
-    if not keep or not resets_all_state(net):
+    if not keep:
       return trainer
   _TRAINERS[key] = trainer
   while len(_TRAINERS) > TRAINER_CACHE_SIZE:
