@@ -117,3 +117,23 @@ def test_bad_input():
     synthetic.SyntheticSet(np.zeros((5, 4, 4, 1), np.float32), num_classes=2)
   with pytest.raises(Exception, match="unknown initialisation"):
     synthetic.SyntheticSet.initialize(src, 2, init="zeros")
+
+
+def test_grid_puts_each_class_in_its_row_and_writes_a_png(tmp_path):
+  from tfcondense import viz  # pylint: disable=g-import-not-at-top
+  # 3 classes, labels shuffled, class 1 has 3 images (cols = 2 cuts the third): each
+  # image is a constant equal to (label + 1) / 10 + column / 100.
+  labels = np.array([2, 0, 1, 1, 0, 1, 2])
+  col = np.array([0, 0, 0, 1, 1, 2, 1])
+  images = np.ones((7, 3, 4, 1), np.float32) * ((labels + 1) / 10 + col / 100)[:, None, None,
+                                                                               None]
+  m = viz._mosaic(images, labels, np.unique(labels), cols=2)  # pylint: disable=protected-access
+  assert m.shape == (3 * 3 + 2, 2 * 4 + 1, 1)
+  for r in range(3):
+    for j in range(2):
+      np.testing.assert_allclose(m[r * 4:r * 4 + 3, j * 5:j * 5 + 4], (r + 1) / 10 + j / 100)
+  assert (m[3] == 1).all() and (m[:, 4] == 1).all()  # white gutters
+  path = viz.save_grid(images, labels, str(tmp_path / "g.png"), class_names=["a", "b", "c"],
+                       max_per_class=2, title="t")
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
