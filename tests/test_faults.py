@@ -23,6 +23,7 @@ from fixtures import quadrant_source
 from test_apps import run_app
 from tfcondense import condensation as condense_lib
 from tfcondense import engine, formation
+from tfcondense import synthetic as synthetic_lib
 from tfcondense.errors import (CorruptArtifactError, InvalidConfigError, NonFiniteLossError,
                                RunInterruptedError, WorkdirError)
 from tfcondense.methods import idc
@@ -49,6 +50,45 @@ def _method(src=None, **kw):
   return idc.IDC(src or quadrant_source(), idc.IDCConfig(ipc=1, **cfg))
 
 
+class _Drift:
+  """The engine's side of a method at no tracing cost, for the faults of the engine
+  itself (checkpoints, signals, workdirs): IDC's state layout (synthetic images and
+  their momentum, a network and its momentum) and a momentum SGD step toward a per-step
+  stateless draw, so a resume that lost any of that state ends elsewhere. IDC under the
+  same engine is tested by the tests below that condense and by test_idc.py's kill test.
+  """
+
+  total_steps = 4
+
+  def __init__(self):
+    src = quadrant_source()
+    self.synthetic = synthetic_lib.SyntheticSet.initialize(
+        src, 1, formation.make_formation("identity", 1), init="noise", seed=0)
+    self._momentum = [tf.Variable(tf.zeros_like(v)) for v in
+                      self.synthetic.trainable_variables]
+    self._net = [tf.Variable(tf.ones([3, 3, 1, 2])), tf.Variable(tf.zeros([2]))]
+    self._net_momentum = [tf.Variable(tf.zeros_like(v)) for v in self._net]
+
+  def step(self, step):
+    target = tf.random.stateless_uniform(self.synthetic.images.shape, [7, step])
+    grad = self.synthetic.images - target
+    for m, v in zip(self._momentum, [self.synthetic.images]):
+      m.assign(0.5 * m + grad)
+      v.assign_sub(0.1 * m)
+    for m, v in zip(self._net_momentum, self._net):
+      m.assign(0.9 * m + 0.01 * v)
+      v.assign_sub(m)
+    return {"loss": tf.reduce_mean(tf.square(grad))}
+
+  def checkpoint_items(self):
+    return {"synthetic": self.synthetic.trainable_variables,
+            "synthetic_momentum": self._momentum, "network": self._net,
+            "network_momentum": self._net_momentum}
+
+  def image_summaries(self):
+    return {"stored": tf.convert_to_tensor(self.synthetic.images)}
+
+
 def _checkpoints(workdir):
   return sorted(os.path.basename(p)[:-len(".index")]
                 for p in glob.glob(os.path.join(str(workdir), "checkpoints", "ckpt-*.index")))
@@ -57,7 +97,7 @@ def _checkpoints(workdir):
 def _all_finite(workdir):
   """Every checkpoint on disk restored into a fresh method holds only finite values."""
   for name in _checkpoints(workdir):
-    m = _method()
+    m = _Drift()
     ckpt, _, _ = engine._checkpoint(m)  # pylint: disable=protected-access
     ckpt.restore(os.path.join(str(workdir), "checkpoints", name)).expect_partial()
     for v in tf.nest.flatten(m.checkpoint_items()):
@@ -70,7 +110,7 @@ def _all_finite(workdir):
 def test_a_nonfinite_state_is_never_saved(tmp_path):
   """The loss of a step is computed before its data update, so a finite loss can come
   with an infinite state: that state must not become the 'last good' checkpoint."""
-  m = _method()
+  m = _Drift()
   step = m.step
 
   def diverging(s):
@@ -113,9 +153,9 @@ def two_checkpoint_run(tmp_path_factory):
   """A workdir of a 2-step run (checkpoints 1 and 2) and the images after step 1 of an
   uninterrupted run, made once for the module's resume tests."""
   workdir = tmp_path_factory.mktemp("two_checkpoints")
-  engine.run(_method(), _opts(workdir, max_steps=2, keep_checkpoints=3))
+  engine.run(_Drift(), _opts(workdir, max_steps=2, keep_checkpoints=3))
   assert _checkpoints(workdir) == ["ckpt-1", "ckpt-2"]
-  one = _method()
+  one = _Drift()
   engine.run(one, _opts(tmp_path_factory.mktemp("one_step"), max_steps=1))
   return workdir, one.synthetic.images.numpy()
 
@@ -132,7 +172,7 @@ def _two_checkpoints(two_checkpoint_run):
 def test_a_garbled_state_file_resumes_from_the_newest_checkpoint(tmp_path, _two_checkpoints):
   _two_checkpoints(tmp_path)
   (tmp_path / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: {{{ garbage")
-  r = engine.run(_method(), _opts(tmp_path, max_steps=3, keep_checkpoints=3))
+  r = engine.run(_Drift(), _opts(tmp_path, max_steps=3, keep_checkpoints=3))
   assert (r.resumed_from, r.steps) == (2, 3)  # not a silent restart from step 0
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
   assert _checkpoints(tmp_path) == ["ckpt-1", "ckpt-2", "ckpt-3"]  # none overwritten
@@ -153,13 +193,13 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage
     (ck / "ckpt-2.index").write_bytes(b"\x00garbage" * 8)
   else:
     os.remove(data)
-  m = _method()
+  m = _Drift()
   r = engine.run(m, _opts(tmp_path, max_steps=1))
   assert (r.resumed_from, r.steps) == (1, 1)
   np.testing.assert_array_equal(m.synthetic.images.numpy(), two_checkpoint_run[1])
   assert glob.glob(str(ck / "corrupt" / "ckpt-2.index.*"))  # kept aside, not deleted
   assert _checkpoints(tmp_path) == ["ckpt-1"]
-  r = engine.run(_method(), _opts(tmp_path, max_steps=3))  # and the run goes on
+  r = engine.run(_Drift(), _opts(tmp_path, max_steps=3))  # and the run goes on
   assert (r.resumed_from, r.steps) == (1, 3)
 
 
@@ -171,20 +211,20 @@ def test_no_readable_checkpoint_is_one_clear_error(tmp_path, _two_checkpoints):
       f.truncate(3)
   with pytest.raises(CorruptArtifactError,
                      match=r"cannot restore any checkpoint in .*ckpt-2: IndexError") as e:
-    engine.run(_method(), _opts(tmp_path))
+    engine.run(_Drift(), _opts(tmp_path))
   assert "\n" not in str(e.value)
 
 
 @pytest.mark.heavy
 def test_temporary_folders_of_killed_writes_are_removed(tmp_path):
-  engine.run(_method(), _opts(tmp_path, max_steps=1))
+  engine.run(_Drift(), _opts(tmp_path, max_steps=1))
   left = [tmp_path / "checkpoints" / "ckpt-2_temp", tmp_path / ".tmp-artifact-x1y2",
           tmp_path / "artifact.old-.tmp-artifact-z"]
   for path in left:
     path.mkdir()
     (path / "part-00000").write_bytes(b"x" * 1000)
   (tmp_path / ".tmp-abc.json").write_text("{")
-  engine.run(_method(), _opts(tmp_path, max_steps=2))
+  engine.run(_Drift(), _opts(tmp_path, max_steps=2))
   assert not any(p.exists() for p in left) and not (tmp_path / ".tmp-abc.json").exists()
 
 
@@ -242,10 +282,10 @@ def test_a_signal_saves_a_checkpoint_and_stops(tmp_path, sig):
   opts = engine.RunOptions(workdir=str(tmp_path), show_progress=False,
                            checkpoint_seconds=1e9)  # no save but the one the signal makes
   with pytest.raises(RunInterruptedError, match=rf"{sig.name} after step 2; saved .*ckpt-2"):
-    engine.run(_method(), opts, on_step=send)
+    engine.run(_Drift(), opts, on_step=send)
   assert _checkpoints(tmp_path) == ["ckpt-2"]
   assert signal.getsignal(sig) is not None  # the handler was put back
-  r = engine.run(_method(), opts)
+  r = engine.run(_Drift(), opts)
   assert (r.resumed_from, r.steps) == (2, 4)
 
 
@@ -274,7 +314,7 @@ def test_a_full_disk_leaves_one_line_and_no_temporary_folder(tmp_path):
 
   with _tmpfs(tmp_path / "disk", "1m") as disk:
     with pytest.raises(WorkdirError, match="cannot write a checkpoint") as e:
-      engine.run(_method(), _opts(disk / "w"), on_step=fill)
+      engine.run(_Drift(), _opts(disk / "w"), on_step=fill)
     assert "\n" not in str(e.value)
     assert not glob.glob(str(disk / "w" / "checkpoints" / "*_temp"))
 
@@ -287,7 +327,7 @@ def test_a_failing_save_leaves_one_line_and_no_temporary_folder(tmp_path, monkey
 
   monkeypatch.setattr(tf.train.CheckpointManager, "save", full)
   with pytest.raises(WorkdirError, match="No space left on device.*Free space"):
-    engine.run(_method(), _opts(tmp_path, max_steps=1))
+    engine.run(_Drift(), _opts(tmp_path, max_steps=1))
   assert not glob.glob(str(tmp_path / "checkpoints" / "*_temp"))
 
 
@@ -296,7 +336,7 @@ def test_a_read_only_workdir_is_one_line(tmp_path):
     with pytest.raises(WorkdirError, match=r"cannot write in .*ro/w"):
       engine.check_writable(str(ro / "w"))
     with pytest.raises(WorkdirError, match=r"cannot write in .*ro/w"):
-      engine.run(_method(), _opts(ro / "w"))
+      engine.run(_Drift(), _opts(ro / "w"))
 
 
 def test_an_os_error_on_the_workdir_is_one_line(tmp_path, monkeypatch):
@@ -305,7 +345,7 @@ def test_an_os_error_on_the_workdir_is_one_line(tmp_path, monkeypatch):
 
   monkeypatch.setattr(engine.atomic, "write_json", refuse)
   with pytest.raises(WorkdirError, match="cannot write in .*: Read-only file system") as e:
-    engine.run(_method(), _opts(tmp_path / "w"))
+    engine.run(_Drift(), _opts(tmp_path / "w"))
   assert "\n" not in str(e.value)
   monkeypatch.setattr(engine.os, "access", lambda *a: False)
   with pytest.raises(WorkdirError, match="not writable"):
@@ -315,7 +355,7 @@ def test_an_os_error_on_the_workdir_is_one_line(tmp_path, monkeypatch):
 def test_a_workdir_that_is_a_file(tmp_path):
   (tmp_path / "f").write_text("x")
   with pytest.raises(WorkdirError, match="is a file, not a folder"):
-    engine.run(_method(), _opts(tmp_path / "f"))
+    engine.run(_Drift(), _opts(tmp_path / "f"))
   with pytest.raises(WorkdirError, match="is a file, not a folder"):
     engine.check_writable(str(tmp_path / "f" / "sub"))
 
@@ -437,8 +477,8 @@ def test_sigkill_at_several_points_resumes_bit_identical(tmp_path, kill_after):
 
 @pytest.mark.heavy
 def test_resumed_sessions_report_their_tracing_time(tmp_path):
-  r = engine.run(_method(), _opts(tmp_path, max_steps=3))
+  r = engine.run(_Drift(), _opts(tmp_path, max_steps=3))
   assert r.warmup_seconds is not None and r.warmup_seconds >= 0
-  r = engine.run(_method(), _opts(tmp_path, max_steps=3))  # nothing left to do
+  r = engine.run(_Drift(), _opts(tmp_path, max_steps=3))  # nothing left to do
   assert r.last_loss is None and r.warmup_seconds is None and r.resumed_from == 3
 
