@@ -766,14 +766,14 @@ def test_sets_from_evaluates_a_set_made_elsewhere_and_refuses_the_wrong_one(smal
   cwd, _, _ = small_run
   sets = cwd / "runs" / "bench" / "small" / "work" / "sets"
   pattern = str(sets / "{method}_ipc{ipc}")
-  out, _ = _run("--suite", "augmentation", "--source", "fashion_mnist", "--budget", "small",
+  out, _ = _run("--suite", "transfer", "--source", "fashion_mnist", "--budget", "small",
                 "--out", str(tmp_path / "b"), "--sets_from", pattern, "--noreport",
-                cwd=str(cwd))
+                cwd=str(cwd))  # transfer: the smallest suite that evaluates dm@1 (4 cells)
   assert out.returncode == 0, out.stderr[-3000:]
   assert f"read dm@1 from {sets / 'dm_ipc1'}" in out.stdout
   assert "condensed dm@1" not in out.stdout  # no condensation: the set was read
-  cell = json.loads((tmp_path / "b" / "cells" / "fashion_mnist" / "augmentation" /
-                     "dm_ipc1_dsa.json").read_text())
+  cell = json.loads((tmp_path / "b" / "cells" / "fashion_mnist" / "transfer" /
+                     "dm_ipc1_mlp.json").read_text())
   assert len(cell["spec"]["set"]["imported"]) == 16  # the images' digest keys the cell
   # A pattern that finds another method's set, and one with an unknown placeholder.
   from tfcondense.bench import context  # pylint: disable=g-import-not-at-top
