@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything tfcondense needs (idempotent), then runs one job.
 #
-#   bash scripts/setup.sh demo   # install, condense Fashion-MNIST with IDC, compare with K-Center and Random
+#   bash scripts/setup.sh demo   # install, condense Fashion-MNIST with IDC, compare with the shipped K-Center and Random sets
 #   bash scripts/setup.sh test   # install, lint (ruff), then run the default test suite
 #   bash scripts/setup.sh quick  # the same without the tests marked heavy (under 2 minutes)
 #   bash scripts/setup.sh        # install only
