@@ -263,6 +263,15 @@ def plot(results, settings) -> None:
       for ax in axes:
         ax.axhline(r["acc_mean"], ls="--", lw=1, color="gray" if r["method"] == "random"
                    else "black", label=r["method"])
+  for r in rows:  # DM's iterations are not IDC's inner iterations: a level on the left,
+    # a point at its all-in minutes on the right
+    if r["method"] in ("dm", "dm_mf") and r["ipc"] == _IPC.value:
+      label = f"{r['method']} {r['arm']} ({r['inner_iterations']} it.)"
+      axes[0].axhline(r["acc_mean"], ls="-.", lw=1, color="tab:purple"
+                      if r["method"] == "dm" else "tab:brown", label=label)
+      axes[1].errorbar([r["condense_minutes"]], [r["acc_mean"]], yerr=[r["acc_std"]],
+                       marker="s", capsize=2, color="tab:purple" if r["method"] == "dm"
+                       else "tab:brown", label=label)
   paper = PAPER.get(("idc", _IPC.value))
   for ax, label in zip(axes, ("inner iterations", "all-in condensation minutes (pool apart)")):
     if paper:
@@ -274,7 +283,7 @@ def plot(results, settings) -> None:
   unique = dict(zip(labels, handles))
   axes[0].legend(unique.values(), unique.keys(), fontsize=8)
   fig.suptitle(f"Fashion-MNIST IPC {_IPC.value}, factor {_FACTOR.value}: IDC arms "
-               f"(pool {results.pool and results.pool.get('minutes')} min apart)")
+               f"and DM (pool {results.pool and results.pool.get('minutes')} min apart)")
   fig.tight_layout()
   atomic.save_figure(fig, settings.plot)
 
