@@ -267,11 +267,10 @@ def plot(results, settings) -> None:
     # a point at its all-in minutes on the right
     if r["method"] in ("dm", "dm_mf") and r["ipc"] == _IPC.value:
       label = f"{r['method']} {r['arm']} ({r['inner_iterations']} it.)"
-      axes[0].axhline(r["acc_mean"], ls="-.", lw=1, color="tab:purple"
-                      if r["method"] == "dm" else "tab:brown", label=label)
+      color = "tab:purple" if r["method"] == "dm" else "tab:brown"
+      axes[0].axhline(r["acc_mean"], ls="-.", lw=1, color=color, label=label)
       axes[1].errorbar([r["condense_minutes"]], [r["acc_mean"]], yerr=[r["acc_std"]],
-                       marker="s", capsize=2, color="tab:purple" if r["method"] == "dm"
-                       else "tab:brown", label=label)
+                       marker="s", capsize=2, color=color, label=label)
   paper = PAPER.get(("idc", _IPC.value))
   for ax, label in zip(axes, ("inner iterations", "all-in condensation minutes (pool apart)")):
     if paper:

@@ -64,17 +64,15 @@ class _Drift:
     src = quadrant_source()
     self.synthetic = synthetic_lib.SyntheticSet.initialize(
         src, 1, formation.make_formation("identity", 1), init="noise", seed=0)
-    self._momentum = [tf.Variable(tf.zeros_like(v)) for v in
-                      self.synthetic.trainable_variables]
+    self._momentum = tf.Variable(tf.zeros_like(self.synthetic.images))
     self._net = [tf.Variable(tf.ones([3, 3, 1, 2])), tf.Variable(tf.zeros([2]))]
     self._net_momentum = [tf.Variable(tf.zeros_like(v)) for v in self._net]
 
   def step(self, step):
     target = tf.random.stateless_uniform(self.synthetic.images.shape, [7, step])
     grad = self.synthetic.images - target
-    for m, v in zip(self._momentum, [self.synthetic.images]):
-      m.assign(0.5 * m + grad)
-      v.assign_sub(0.1 * m)
+    self._momentum.assign(0.5 * self._momentum + grad)
+    self.synthetic.images.assign_sub(0.1 * self._momentum)
     for m, v in zip(self._net_momentum, self._net):
       m.assign(0.9 * m + 0.01 * v)
       v.assign_sub(m)
