@@ -27,7 +27,9 @@ half of it. `--smoke` writes soft_labels_smoke.json
 instead (1 cell: Random IPC 1 with soft labels, 4 steps, a one-epoch, 8-step teacher
 on 50 images per class; about 7 minutes on the busy 2 cores). `--annotate_shipped`
 then writes each shipped set's hard-label scores into its evaluation.json, where the
-TFDS builders read them (`evaluation.ddranking`).
+TFDS builders read them (`evaluation.ddranking`). At the end, and alone with
+`--table_only`, it prints the accuracies and scores as the Markdown tables of
+BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ _TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 2,
 _TEMPERATURE = flags.DEFINE_float("temperature", 4.0, "Soft-label temperature.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "One cell with tiny settings, to "
                            f"benchmarks/results/{SMOKE_OUT}.")
+_TABLE_ONLY = flags.DEFINE_bool(
+    "table_only", False, "Print the tables of the results file and exit (runs nothing).")
 _ANNOTATE = flags.DEFINE_bool(
     "annotate_shipped", False,
     "After the grid, add each shipped set's hard-label scores as `ddranking` to its "
@@ -140,8 +144,49 @@ def _scores(rows):
   return out
 
 
+def _fmt(row) -> str:
+  return "" if row is None else f"{row['acc_mean']:.2f} +- {row['acc_std']:.2f}"
+
+
+def _signed(x) -> str:
+  return "" if x is None else f"{100 * x:+.2f}"
+
+
+def table(rows, scores) -> str:
+  """The results as two Markdown tables: accuracies (%), then DD-Ranking's scores.
+
+  HLR and IOR are printed in accuracy points (the fractions times 100), LRS and ARS as
+  DD-Ranking's [0, 1] scores times 100.
+  """
+  by_key = {r["key"]: r for r in rows}
+  lines = ["| IPC | set | hard, DSA+CutMix | hard, none | soft, DSA+CutMix | soft, none |",
+           "|---|---|---|---|---|---|"]
+  cells = sorted({(r["ipc"], r["method"]) for r in rows if r["method"] != "full"},
+                 key=lambda c: (c[0], _METHODS.default.index(c[1])
+                                if c[1] in _METHODS.default else 99, c[1]))
+  for ipc, m in cells:
+    accs = [_fmt(by_key.get(f"{m}_ipc{ipc}_{lab}_{aug}")) for lab in LABELS for aug in AUGS]
+    lines.append(f"| {ipc} | {m} | " + " | ".join(accs) + " |")
+  if "full" in by_key:
+    lines.append(f"| all | full data (60,000) | {_fmt(by_key['full'])} | | | |")
+  lines += ["", "| IPC | set | labels | HLR (points) | IOR (points) | LRS (x100) | "
+            "ARS (x100) |", "|---|---|---|---|---|---|---|"]
+  for s in sorted(scores, key=lambda s: (s["ipc"], LABELS.index(s["labels"]),
+                                         _METHODS.default.index(s["method"])
+                                         if s["method"] in _METHODS.default else 99)):
+    pct = lambda v: "" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines.append(f"| {s['ipc']} | {s['method']} | {s['labels']} | {_signed(s['hlr'])} | "
+                 f"{_signed(s['ior'])} | {pct(s['lrs'])} | {pct(s['ars'])} |")
+  return "\n".join(lines)
+
+
 def main(argv):
   del argv
+  if _TABLE_ONLY.value:
+    with open(os.path.join(_util.RESULTS, SMOKE_OUT if _SMOKE.value else OUT)) as f:
+      results = json.load(f)
+    print(table(results["rows"], results["scores"]))
+    return
   from tfcondense import artifact as artifact_lib  # pylint: disable=g-import-not-at-top
   from tfcondense import data  # pylint: disable=g-import-not-at-top
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
@@ -197,6 +242,7 @@ def main(argv):
     save()
     print(f"{key}: {res}")
   print(f"wrote {save()}")
+  print(table(rows, _scores(rows)))
   if _ANNOTATE.value and not _SMOKE.value:
     _annotate_shipped(_scores(rows), settings)
 
