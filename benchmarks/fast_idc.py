@@ -4,6 +4,7 @@ and all-in minutes on Fashion-MNIST, beside Random, K-Center and DM.
   python -m benchmarks.fast_idc                              # everything; many hours, resumable
   python -m benchmarks.fast_idc --parts pool,curves          # the IPC 10 curves first
   python -m benchmarks.fast_idc --parts overhead             # clustering cost, ~5 minutes
+  python -m benchmarks.fast_idc --parts ablations --ablations dreamplus   # one variant
   python -m benchmarks.fast_idc --smoke                      # every part in a few minutes
 
 Parts, in the order they run:
@@ -21,6 +22,10 @@ Parts, in the order they run:
 * best: the best arm at IPC 10 (the highest accuracy at the last point under
   --protocol; or --best_arm) for IDC and IDC-I at IPC 1 and 50, evaluated at
   --best_points.
+* ablations: item 3 of the issue, each variant one setting away from the --ablation_arm
+  condensation of the curves (IPC --ipc), stopped and evaluated at --ablation_points
+  (`VARIANTS`: DREAM+'s feature-mean term, the data learning rate x2 and x0.5, and for
+  IDC-I, random against K-Center initialisation); rows carry `variant`.
 * baselines: Random, K-Center (the DC-BENCH selection) and DM (plain, and DM+MF with
   pool embedders, --dm_iterations) at IPC 1, 10 and 50, evaluated the same way.
 * overhead: seconds of one representative refresh (candidate subsets of 128 / 256 /
@@ -57,9 +62,20 @@ from benchmarks import _util  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = "fast_idc.json"
+#: Item 3 of the issue ("measure before adopting"): variant -> (method, factor (None:
+#: --factor), config overrides, data learning-rate scale), each run with --ablation_arm.
+#: `idc_i` is the reference that `idc_i_kcenter` differs from by its initialisation.
+VARIANTS = {
+    "dreamplus": ("idc", None, dict(feature_weight=1.0), 1.0),  # DREAM+'s weight
+    "lr_x2": ("idc", None, {}, 2.0),
+    "lr_x0.5": ("idc", None, {}, 0.5),
+    "idc_i": ("idc_i", 1, {}, 1.0),
+    "idc_i_kcenter": ("idc_i", 1, dict(init="kcenter"), 1.0),
+}
 
-_PARTS = flags.DEFINE_list("parts", ["pool", "curves", "best", "baselines"],
-                           "Parts to run, in order (pool, curves, best, baselines, overhead).")
+_PARTS = flags.DEFINE_list("parts", ["pool", "curves", "best", "ablations", "baselines"],
+                           "Parts to run, in order (pool, curves, best, ablations, baselines, "
+                           "overhead).")
 _ARMS = flags.DEFINE_list("arms", ["plain", "pool", "representative", "pool+representative"],
                           "IDC arms of the curves (tfcondense.methods.idc.ARMS).")
 _POINTS = flags.DEFINE_list("points", ["0", "100", "200", "500", "1000", "2000"],
@@ -79,6 +95,10 @@ _BEST_ARM = flags.DEFINE_string("best_arm", None,
 _BEST_IPCS = flags.DEFINE_list("best_ipcs", ["1", "50"], "IPCs of the best part.")
 _BEST_POINTS = flags.DEFINE_list("best_points", ["1000", "2000"],
                                  "Inner iterations evaluated in the best part.")
+_ABLATIONS = flags.DEFINE_list("ablations", list(VARIANTS), "Variants of the ablations part.")
+_ABLATION_ARM = flags.DEFINE_string("ablation_arm", "pool", "The arm every variant changes.")
+_ABLATION_POINTS = flags.DEFINE_list("ablation_points", ["100"],
+                                     "Inner iterations at which the variants are evaluated.")
 _BASE_IPCS = flags.DEFINE_list("baseline_ipcs", ["1", "10", "50"], "IPCs of the baselines.")
 _DM_ITERS = flags.DEFINE_integer("dm_iterations", 2000, "DM iterations per baseline cell.")
 _PROTOCOL = flags.DEFINE_string("protocol", "paper",
@@ -108,6 +128,8 @@ class Settings:
     smoke = _SMOKE.value
     self.smoke = smoke
     self.points = sorted({int(p) for p in _POINTS.value}) if not smoke else [0, 2]
+    self.ablation_points = (sorted({int(p) for p in _ABLATION_POINTS.value}) if not smoke
+                            else [2])
     self.best_points = (sorted({int(p) for p in _BEST_POINTS.value}) if not smoke else [2])
     self.best_ipcs = [int(i) for i in _BEST_IPCS.value] if not smoke else [1]
     self.base_ipcs = [int(i) for i in _BASE_IPCS.value] if not smoke else [1]
@@ -184,8 +206,10 @@ def _key(cell: dict) -> str:
   return json.dumps(cell, sort_keys=True)
 
 
-def _run_name(method: str, arm: str, ipc: int, factor: int) -> str:
-  return f"{method}_{arm.replace('+', '_')}_ipc{ipc}_f{factor}"
+def _run_name(method: str, arm: str, ipc: int, factor: int,
+              variant: Optional[str] = None) -> str:
+  name = f"{method}_{arm.replace('+', '_')}_ipc{ipc}_f{factor}"
+  return f"{name}_{variant}" if variant else name
 
 
 def aggregate(runs, condensations):
@@ -201,8 +225,8 @@ def aggregate(runs, condensations):
     cond = condensations.get(cell.get("condensation", ""), {})
     minutes = cond.get("minutes", {}).get(str(cell.get("inner_iterations")))
     rows.append(dict(
-        method=cell["method"], arm=cell.get("arm"), ipc=cell["ipc"], factor=cell["factor"],
-        inner_iterations=cell.get("inner_iterations"),
+        method=cell["method"], arm=cell.get("arm"), variant=cell.get("variant"),
+        ipc=cell["ipc"], factor=cell["factor"], inner_iterations=cell.get("inner_iterations"),
         inner_per_outer=cond.get("inner_per_outer"),
         condense_minutes=minutes if minutes is not None else group[0].get("minutes"),
         protocol=cell["protocol"], acc_mean=round(float(np.mean(best)), 2),
@@ -210,7 +234,8 @@ def aggregate(runs, condensations):
         last_mean=round(float(np.mean([g["last"] for g in group])), 2),
         formed_images=group[0]["num_images"], paper=PAPER.get((cell["method"], cell["ipc"])),
         machine=group[0]["machine"]))
-  rows.sort(key=lambda r: (r["method"], str(r["arm"]), r["ipc"], r["protocol"],
+  rows.sort(key=lambda r: (r["method"], str(r["arm"]), str(r["variant"]), r["ipc"],
+                           r["protocol"],
                            r["inner_iterations"] or 0))
   return rows
 
@@ -219,7 +244,8 @@ def speedups(runs, condensations):
   """Per arm at the curves' IPC: the first evaluated inner iteration whose accuracy
   reaches plain IDC's at 1,000 inner iterations, and 1000 / it."""
   rows = [r for r in aggregate(runs, condensations) if r["method"] == "idc"
-          and r["arm"] is not None and r["inner_iterations"] is not None]
+          and r["arm"] is not None and r["inner_iterations"] is not None
+          and r["variant"] is None]
   out = []
   for ipc in sorted({r["ipc"] for r in rows}):
     for protocol in sorted({r["protocol"] for r in rows if r["ipc"] == ipc}):
@@ -249,7 +275,7 @@ def plot(results, settings) -> None:
   rows = [r for r in aggregate(results.runs, results.condensations)
           if r["protocol"] == settings.protocol]
   curves = [r for r in rows if r["method"] == "idc" and r["ipc"] == _IPC.value
-            and r["inner_iterations"] is not None]
+            and r["inner_iterations"] is not None and r["variant"] is None]
   if not curves:
     return
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -353,12 +379,15 @@ class Condensation:
   """
 
   def __init__(self, settings, source, method: str, arm: str, ipc: int, factor: int,
-               last_point: int):
+               last_point: int, variant: Optional[str] = None, overrides=None,
+               lr_scale: float = 1.0):
+    import dataclasses  # pylint: disable=g-import-not-at-top
     from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
     self.settings = settings
     self.source = source
     self.method_name, self.arm, self.ipc, self.factor = method, arm, ipc, factor
-    self.name = _run_name(method, arm, ipc, factor)
+    self.variant = variant
+    self.name = _run_name(method, arm, ipc, factor, variant)
     self.workdir = os.path.join(settings.cache, self.name)
     uses_pool = arm in ("pool", "pool+representative")
     self.inner = settings.pool_inner if uses_pool else settings.plain_inner
@@ -368,14 +397,20 @@ class Condensation:
         inner_iterations=self.inner, precision=_PRECISION.value, seed=_SEED.value,
         pool_dir=settings.pool_dir if uses_pool else None,
         model_pool=settings.pool_size if uses_pool else None,
-        pool_epochs=settings.pool_epochs if uses_pool else None, **settings.extra)
+        pool_epochs=settings.pool_epochs if uses_pool else None,
+        **dict(settings.extra, **(overrides or {})))
+    if lr_scale != 1.0:
+      self.config = dataclasses.replace(self.config, lr_img=self.config.lr_img * lr_scale)
     self._method = None
 
   def method(self):
     if self._method is None:
       from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
       spec = condense_lib.SYNTHESIS.get(self.method_name)
-      self._method = spec.build(self.source, self.config, None)
+      # K-Center initialisation reuses the baselines' cached embedding network.
+      cache = self.settings.cache if self.settings.smoke else os.path.join(HERE, "cache")
+      init_options = dict(cache_dir=cache) if self.config.init == "kcenter" else None
+      self._method = spec.build(self.source, self.config, init_options)
     return self._method
 
   def advance_to(self, results, point: int):
@@ -393,7 +428,7 @@ class Condensation:
     images, labels = m.synthetic.numpy()
     meta = dict(source=self.source.name, method=self.method_name, ipc=self.ipc,
                 factor=self.factor, formation=m.synthetic.formation.describe(),
-                seed=_SEED.value, arm=self.arm,
+                seed=_SEED.value, arm=self.arm, variant=self.variant,
                 budget=dict(seconds=round(res.seconds, 1), minutes=round(res.seconds / 60, 2),
                             steps=res.steps, inner_iterations=point),
                 storage=m.synthetic.storage(), config=self.config.as_dict(),
@@ -402,7 +437,8 @@ class Condensation:
                                labels, meta)
     rec = results.condensations.setdefault(self.name, dict(
         method=self.method_name, arm=self.arm, ipc=self.ipc, factor=self.factor,
-        inner_per_outer=self.inner, minutes={}))
+        inner_per_outer=self.inner, minutes={},
+        **(dict(variant=self.variant) if self.variant else {})))
     rec["minutes"][str(point)] = round(res.seconds / 60, 2)
     rec["config"] = self.config.as_dict()
     return m.synthetic.formed_numpy()
@@ -417,8 +453,12 @@ class Condensation:
     return synthetic.formed_from_artifact(artifact_lib.load_artifact(path))
 
   def cell(self, point: int, protocol: str) -> dict:
-    return dict(method=self.method_name, arm=self.arm, ipc=self.ipc, factor=self.factor,
+    """The cell's record; `variant` only where one is set (so earlier keys hold)."""
+    cell = dict(method=self.method_name, arm=self.arm, ipc=self.ipc, factor=self.factor,
                 inner_iterations=point, protocol=protocol, condensation=self.name)
+    if self.variant:
+      cell["variant"] = self.variant
+    return cell
 
 
 def run_curves(results, settings, source, runs, points):
@@ -444,7 +484,7 @@ def best_arm(results, settings) -> str:
   if _BEST_ARM.value:
     return _BEST_ARM.value
   rows = [r for r in aggregate(results.runs, results.condensations)
-          if r["method"] == "idc" and r["ipc"] == _IPC.value
+          if r["method"] == "idc" and r["ipc"] == _IPC.value and r["variant"] is None
           and r["protocol"] == settings.protocol and r["inner_iterations"] == settings.points[-1]]
   if not rows:
     raise app.UsageError("no finished curves to pick the best arm from; run --parts curves "
@@ -541,7 +581,8 @@ def main(argv):
       pool_inner=settings.pool_inner, plain_inner=settings.plain_inner,
       budget="curves to %d inner iterations; minutes are all-in (tracing, clustering), "
              "pool apart" % settings.points[-1])
-  if "pool" in _PARTS.value or any(p in _PARTS.value for p in ("curves", "best", "baselines")):
+  if "pool" in _PARTS.value or any(p in _PARTS.value for p in ("curves", "best", "ablations",
+                                                                "baselines")):
     from tfcondense import condensation as condense_lib  # pylint: disable=g-import-not-at-top
     cfg = condense_lib.make_config("idc", source.name, _IPC.value, arm="pool",
                                    model_pool=settings.pool_size,
@@ -566,15 +607,27 @@ def main(argv):
         run_curves(results, settings, source,
                    [Condensation(settings, source, method, arm, ipc, factor,
                                  settings.best_points[-1])], settings.best_points)
+  if "ablations" in _PARTS.value:
+    unknown = sorted(set(_ABLATIONS.value) - set(VARIANTS))
+    if unknown:
+      raise app.UsageError(f"unknown --ablations {unknown}; known: {sorted(VARIANTS)}")
+    for variant in _ABLATIONS.value:
+      method, factor, overrides, lr_scale = VARIANTS[variant]
+      run_curves(results, settings, source, [Condensation(
+          settings, source, method, _ABLATION_ARM.value, _IPC.value,
+          _FACTOR.value if factor is None else factor, settings.ablation_points[-1],
+          variant=variant, overrides=overrides, lr_scale=lr_scale)],
+                 settings.ablation_points)
   if "baselines" in _PARTS.value:
     run_baselines(results, settings, source)
   if "overhead" in _PARTS.value:
     run_overhead(results, settings, source)
   results.save(settings)
-  print("\n| method | arm | ipc | factor | inner it. | all-in min | protocol | acc | reps |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  print("\n| method | arm | variant | ipc | factor | inner it. | all-in min | protocol | acc "
+        "| reps |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for r in aggregate(results.runs, results.condensations):
-    print(f"| {r['method']} | {r['arm']} | {r['ipc']} | {r['factor']} | "
+    print(f"| {r['method']} | {r['arm']} | {r['variant'] or ''} | {r['ipc']} | {r['factor']} | "
           f"{r['inner_iterations']} | {r['condense_minutes']} | {r['protocol']} | "
           f"{r['acc_mean']:.2f} +- {r['acc_std']:.2f} | {r['reps']} |")
   if results.pool:

@@ -258,3 +258,50 @@ def test_fast_run_is_deterministic_under_op_determinism(tmp_path):
   z = np.load(out)
   np.testing.assert_array_equal(z["a"], z["b"])
   np.testing.assert_array_equal(z["a"], z["resumed"])
+
+
+def test_feature_mean_distance_by_hand():
+  from tfcondense import matching
+  real = tf.constant([[1.0, 2.0], [3.0, 4.0]])   # mean (2, 3)
+  syn = tf.constant([[0.0, 0.0], [2.0, 2.0]])    # mean (1, 1)
+  assert float(matching.feature_mean_distance(real, syn, "l1")) == pytest.approx(3.0)
+  assert float(matching.feature_mean_distance(real, syn, "mse")) == pytest.approx(5.0)
+  assert float(matching.feature_mean_distance(real, syn, "cos")) == pytest.approx(
+      1.0 - 5.0 / (np.sqrt(13.0) * np.sqrt(2.0)), abs=1e-6)
+  with tf.GradientTape() as tape:  # no gradient reaches the real batch
+    tape.watch([real, syn])
+    d = matching.feature_mean_distance(real, syn, "l1")
+  g_real, g_syn = tape.gradient(d, [real, syn])
+  assert g_real is None
+  np.testing.assert_allclose(g_syn.numpy(), np.full((2, 2), -0.5))
+
+
+def test_dream_plus_term_adds_its_weighted_distance_to_the_matching_loss():
+  """IDC with feature_weight w: the class loss is Algorithm 1's plus w times the distance
+  of the mean penultimate features of the same augmented real and synthetic batches."""
+  from tfcondense import matching
+  from tfcondense.models import embedding_model
+  src = quadrant_source(n_per_class=8)
+  kw = dict(TINY, ipc=1, factor=1, seed=4)
+  plain = idc.IDC(src, idc.IDCConfig(**kw))
+  dream = idc.IDC(src, idc.IDCConfig(feature_weight=0.5, **kw))
+  assert "feature_weight" not in plain.config.as_dict()
+  assert dream.config.as_dict()["feature_weight"] == 0.5
+  seed = base.fold(dream._seed, 7)  # pylint: disable=protected-access
+  variables = dream.synthetic.trainable_variables
+  loss_plain, _ = plain.class_match_loss(1, seed, plain.synthetic.trainable_variables)
+  loss_dream, grads = dream.class_match_loss(1, seed, variables)
+  # The same draw by hand: DSA parameters, real class batch, formed images.
+  siamese = dream._siamese  # pylint: disable=protected-access
+  params = siamese.sample(1, base.fold(seed, 1))
+  real = siamese.apply(dream.real.normalize(
+      dream.real.class_batch(1, kw["real_per_class"], base.fold(seed, 2))), params)
+  syn = siamese.apply(dream.real.normalize(dream.synthetic.formed_class(1)), params)
+  embed = embedding_model(dream.model)
+  term = matching.feature_mean_distance(embed(real, training=True),
+                                        embed(syn, training=True), "l1")
+  assert float(term) > 1e-3 * float(loss_plain)  # large enough to be seen below
+  assert float(loss_dream) == pytest.approx(float(loss_plain) + 0.5 * float(term), rel=1e-5)
+  assert any(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+  with pytest.raises(InvalidConfigError, match="feature_weight"):
+    idc.IDCConfig(feature_weight=-1.0).check()

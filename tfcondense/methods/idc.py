@@ -185,6 +185,11 @@ class IDCConfig:
       of a class is the k-means representatives of `representative_candidates` of
       its images in the matching network's features (`representative_max_iter`
       k-means iterations) (DREAM).
+    feature_weight: w > 0 adds w times DREAM+'s term to each class's matching loss:
+      the `metric` distance between the mean penultimate features (`models.
+      embedding_model` of the matching network) of the real and of the synthetic batch
+      (`matching.feature_mean_distance`; DREAM+, arXiv 2310.15052, adds it with
+      weight 1). 0 (default) is Algorithm 1's loss.
   """
 
   ipc: int = 10
@@ -225,6 +230,7 @@ class IDCConfig:
   representative_every: Optional[int] = None
   representative_candidates: int = 256
   representative_max_iter: int = 100
+  feature_weight: float = 0.0
 
   def resolve(self, source_name: str) -> "IDCConfig":
     """Fills None fields from `SOURCE_DEFAULTS` and the arm, and checks the values."""
@@ -271,6 +277,8 @@ class IDCConfig:
     if self.model_pool and self.pretrained:
       raise InvalidConfigError("model_pool and pretrained both choose the starting "
                                "networks; set one of them")
+    if not (math.isfinite(self.feature_weight) and self.feature_weight >= 0):
+      raise InvalidConfigError(f"feature_weight must be >= 0, got {self.feature_weight}")
     low, high = self.perturb_range
     if not 0 <= low <= high:
       raise InvalidConfigError(f"perturb_range must be (low, high) with 0 <= low <= high, "
@@ -302,6 +310,8 @@ class IDCConfig:
     if all(d[k] == v or (v == 0 and d[k] is None) for k, v in plain.items()):
       for k in plain:
         del d[k]
+    if not d["feature_weight"]:  # records (and resumes) of runs before the field
+      del d["feature_weight"]
     return d
 
 
@@ -350,11 +360,16 @@ class IDC:
     if cfg.model_pool:
       self.pool = pool_lib.ensure_pool(source, cfg.pool_config(), cfg.pool_dir,
                                        model=self.model)
+    #: The matching network's penultimate features (for DREAM's clustering and
+    #: DREAM+'s term), or None.
+    self._embed = None
+    if cfg.representative_every or cfg.feature_weight:
+      from tfcondense.models import embedding_model  # pylint: disable=g-import-not-at-top
+      self._embed = embedding_model(self.model)
     #: The representative real batches (arm `representative`), or None.
     self.representative = None
     if cfg.representative_every:
-      from tfcondense.models import embedding_model  # pylint: disable=g-import-not-at-top
-      embed = embedding_model(self.model)
+      embed = self._embed
       self.representative = representative_lib.RepresentativeBatches(
           self.real, lambda x: embed(x, training=False), cfg.real_per_class,
           cfg.representative_candidates, base.fresh_seed(cfg.seed, SALT_REPRESENTATIVE, 0),
@@ -451,6 +466,9 @@ class IDC:
       y_syn = tf.fill(tf.shape(syn)[:1], tf.cast(c, tf.int32))
       loss = matching.gradient_match(self.model, self.matched, real, y_real, syn, y_syn,
                                      cfg.metric)
+      if cfg.feature_weight:
+        loss += cfg.feature_weight * matching.feature_mean_distance(
+            self._embed(real, training=True), self._embed(syn, training=True), cfg.metric)
     return loss, outer.gradient(loss, tape_vars)
 
   def _apply_data_grads(self, grads, variables, lrs):
