@@ -5,7 +5,7 @@ r"""What soft labels add on Fashion-MNIST, scored the DD-Ranking way (issue 41).
   python -m benchmarks.soft_labels --smoke         # one cell, tiny settings (minutes)
 
 For every shipped set of datasets_builders/condensed_fashion_mnist/artifacts/ (Random,
-K-Center, DM, IDC at IPC 1 / 10 / 50) ConvNet-3 is trained on the set's formed images
+K-Center, DM, IDC, IDC-I at IPC 1 / 10 / 50) ConvNet-3 is trained on the set's formed images
 * with its hard labels and with a teacher's soft labels (`tfcondense.relabel`: ConvNet-3
   trained --teacher_epochs epochs on the 60,000 real images, logits at temperature
   --temperature, Hinton's KL loss; Qin et al., NeurIPS 2024), so Random with soft labels
@@ -21,9 +21,11 @@ Writes benchmarks/results/soft_labels.json after every cell (`rows`, one per cel
 stopped at any time. Cost on the 2-core AMD EPYC at about 0.1 s a step (mixed
 bfloat16, 3 repetitions): the teacher (2 epochs, 1,876 steps) about 4 minutes once
 (cached in benchmarks/cache/teachers/); a cell follows the `cpu` protocol's length
-(1,000 steps up to 100 images, 3,200 for 500 or more), about 5 minutes at IPC 1 and
-16 at IPC 50: the 48 set cells and the full-data cell take about 8 hours, IPC 50
-half of it. `--smoke` writes soft_labels_smoke.json
+(1,000 steps up to 100 images, 2,800 for IDC's 400 formed images at IPC 10, 3,200 for
+500 or more), about 5 minutes at 1,000 steps and 16 at 3,200. A set's hard-label cell
+with augmentation is its shipped evaluation.json result where every setting matches
+(`_shipped_result`), so 45 of the 60 set cells train; with the full-data cell about
+7 hours, IPC 50 more than half of it. `--smoke` writes soft_labels_smoke.json
 instead (1 cell: Random IPC 1 with soft labels, 4 steps, a one-epoch, 8-step teacher
 on 50 images per class; about 7 minutes on the busy 2 cores). `--annotate_shipped`
 then writes each shipped set's hard-label scores into its evaluation.json, where the
@@ -53,7 +55,7 @@ LABELS = ("hard", "soft")
 AUGS = ("dsa", "none")
 
 _IPCS = flags.DEFINE_list("ipcs", ["1", "10", "50"], "Images per class.")
-_METHODS = flags.DEFINE_list("methods", ["random", "kcenter", "dm", "idc"],
+_METHODS = flags.DEFINE_list("methods", ["random", "kcenter", "dm", "idc", "idc_i"],
                              "Shipped sets (random is also the control).")
 _PROTOCOL = flags.DEFINE_string("protocol", "cpu", "Evaluation protocol.")
 _REPS = flags.DEFINE_integer("repetitions", 3, "Models per cell.")
