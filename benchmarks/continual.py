@@ -2,6 +2,7 @@ r"""Continual learning with every exemplar strategy, 3 seeds, under one memory b
 
   python -m benchmarks.continual                       # hours; resumable
   python -m benchmarks.continual --scenarios class --strategies idc,herding --seeds 0
+  python -m benchmarks.continual --scenarios class --strategies idc_i,idc --idc_arm pool
 
 Scenarios (IDC, Kim et al., ICML 2022, Sec. 5.4 / Fig. 7, at CPU scale):
 
@@ -24,6 +25,11 @@ rewritten after every finished cell; a re-run keeps the cells it finds there (wh
 settings match) and computes only the others. A cell interrupted half-way resumes at its
 last finished step from its run directory under --run_root (default
 benchmarks/cache/continual), as long as that scratch directory is still there.
+
+With --idc_arm (issue 39's fast recipes, e.g. `pool`) IDC and IDC-I keep the same
+--condense_steps and --inner_iterations and change only the recipe; a `pool` arm trains
+one model pool per arriving class group on that group's data (5 ConvNet-3s, 2 epochs),
+shared by the seeds, and its minutes count in the first cell's memory seconds.
 
 Runtime (measured 2026-11-23 on the 2-core CPU machine, nothing else running): a
 class-incremental cell takes 6 (random, k-center) to 15 (IDC) minutes of memory making
@@ -59,11 +65,19 @@ _CONDENSE_STEPS = flags.DEFINE_integer("condense_steps", 50,
                                        "Condensation budget per class group.")
 _INNER = flags.DEFINE_integer("inner_iterations", 10, "IDC inner iterations per network.")
 _LIMIT = flags.DEFINE_integer("limit_per_class", None, "Training images per class (smoke).")
-_OUTPUT = flags.DEFINE_string("output", os.path.join(_util.RESULTS, "continual.json"),
-                              "JSON results (PNGs are written next to it).")
+_OUTPUT = flags.DEFINE_string("output", None,
+                              "JSON results (PNGs are written next to it; default "
+                              "benchmarks/results/continual.json, continual_<arm>.json "
+                              "with --idc_arm).")
 _RUN_ROOT = flags.DEFINE_string("run_root", os.path.join(HERE, "cache", "continual"),
                                 "Resumable run directories.")
 _CACHE = flags.DEFINE_string("cache_dir", None, "Herding / k-center embedding cache.")
+_IDC_ARM = flags.DEFINE_string(
+    "idc_arm", "plain",
+    "IDC / IDC-I arm (tfcondense.methods.idc.ARMS; issue 39's fast recipes). Not plain: "
+    "the strategies must be IDC's or selections, the results go to continual_<arm>.json "
+    "unless --output says otherwise, and model pools (one per class group) are built "
+    "under $TFCONDENSE_POOL_DIR, default benchmarks/cache/pools.")
 
 
 def _minutes(rows) -> dict:
@@ -104,8 +118,23 @@ def main(argv):
   limit = {"limit_per_class": _LIMIT.value} if _LIMIT.value else {}
   overrides = {"steps": _TRAIN_STEPS.value, "epochs": None} if _TRAIN_STEPS.value else {}
   protocol = continual.get_protocol(_PROTOCOL.value, **overrides)
+  arm = _IDC_ARM.value.lower()
+  from tfcondense.methods import idc as idc_lib  # pylint: disable=g-import-not-at-top
+  from tfcondense.registry import UnknownNameError  # pylint: disable=g-import-not-at-top
+  try:
+    idc_lib.ARMS.get(arm)
+  except UnknownNameError as e:  # one line that lists the arms, not a traceback
+    raise app.UsageError(str(e)) from None
+  idc_overrides = ()
+  if arm != "plain":
+    other = sorted(set(_STRATEGIES.value) & {"dm"})
+    if other:
+      raise app.UsageError(f"--idc_arm applies to idc / idc_i; leave out {other}")
+    idc_overrides = (("arm", arm),)
+    os.environ.setdefault("TFCONDENSE_POOL_DIR", os.path.join(HERE, "cache", "pools"))
   exemplars = continual.ExemplarConfig(steps=_CONDENSE_STEPS.value,
-                                       inner_iterations=_INNER.value, cache_dir=_CACHE.value)
+                                       inner_iterations=_INNER.value, cache_dir=_CACHE.value,
+                                       condense_overrides=idc_overrides)
   base = continual.ContinualConfig(memory_ipc=_MEMORY.value, strategy=_STRATEGIES.value[0],
                                    exemplars=exemplars, protocol=protocol)
   seeds = [int(s) for s in _SEEDS.value]
@@ -123,11 +152,14 @@ def main(argv):
         make=lambda cfg, d: continual.TaskIncrementalLearner(tasks, cfg, run_dir=d))
   for strategy in _STRATEGIES.value:  # every strategy is checked before anything trains
     dataclasses.replace(base, strategy=strategy)
-  output = os.path.abspath(_OUTPUT.value)
+  output = os.path.abspath(_OUTPUT.value or os.path.join(
+      _util.RESULTS, "continual.json" if arm == "plain"
+      else f"continual_{arm.replace('+', '_')}.json"))
   stem = os.path.splitext(output)[0]
   settings = dict(memory_ipc=_MEMORY.value, protocol=protocol.describe(),
                   condensation=dict(steps=_CONDENSE_STEPS.value, inner_iterations=_INNER.value,
-                                    reference="IDC 2000 x 100 inner iterations, DM 20,000"),
+                                    reference="IDC 2000 x 100 inner iterations, DM 20,000",
+                                    **({} if arm == "plain" else dict(idc_arm=arm))),
                   limit_per_class=_LIMIT.value)
   settings = json.loads(json.dumps(settings))  # as the JSON will hold them (lists, not tuples)
   results = {name: [] for name in scenarios}
