@@ -68,3 +68,15 @@ def condense_for_minutes(method: str, source, ipc: int, workdir: str, minutes: f
       method, source, ipc, options=engine.RunOptions(
           workdir=workdir, minutes=minutes, checkpoint_seconds=120, desc=f"{method}@{ipc}"),
       artifact_dir=artifact_dir or os.path.join(workdir, "artifact"), **overrides)
+
+
+def set_digest(images, labels) -> str:
+  """SHA-256 of an evaluated set (float32 formed images and int32 labels): what the
+  fast_idc and soft_labels benchmarks key their records by."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  for a in (np.ascontiguousarray(images, np.float32), np.ascontiguousarray(labels, np.int32)):
+    h.update(repr(a.shape).encode())
+    h.update(a.tobytes())
+  return h.hexdigest()

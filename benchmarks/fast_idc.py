@@ -317,7 +317,7 @@ def evaluate_cell(results, settings, source, cell, images, labels, reps, minutes
   """Evaluates `cell` for the repetitions not yet recorded (one record per repetition);
   `minutes`: the set's making time where no condensation record holds it."""
   from tfcondense import evaluation as ev  # pylint: disable=g-import-not-at-top
-  digest = set_digest(images, labels)
+  digest = _util.set_digest(images, labels)
   results.stamp(cell, digest)
   todo = [r for r in range(reps) if not results.done(cell, r)]
   if not todo:
@@ -348,17 +348,6 @@ def evaluate_cell(results, settings, source, cell, images, labels, reps, minutes
     results.save(settings)
     print(f"{_key(cell)} rep {rep}: {res.best[0]:.2f} (last {res.last[0]:.2f}), "
           f"{res.seconds / 60:.1f} min", flush=True)
-
-
-def set_digest(images, labels) -> str:
-  """SHA-256 of an evaluated set (float32 formed images and int32 labels)."""
-  import hashlib  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  h = hashlib.sha256()
-  for a in (np.ascontiguousarray(images, np.float32), np.ascontiguousarray(labels, np.int32)):
-    h.update(repr(a.shape).encode())
-    h.update(a.tobytes())
-  return h.hexdigest()
 
 
 def _protocols(settings, final: bool):
@@ -472,7 +461,7 @@ def run_curves(results, settings, source, runs, points):
           formed = run.formed_at(point)  # digests for records made before they had one
           if formed is not None:
             for c, _ in cells:
-              results.stamp(c, set_digest(*formed))
+              results.stamp(c, _util.set_digest(*formed))
         continue
       x, y = run.advance_to(results, point)
       results.save(settings)

@@ -182,17 +182,6 @@ def _scores(rows):
   return out
 
 
-def set_digest(images, labels) -> str:
-  """SHA-256 of a set as a network trains on it (float32 formed images, int32 labels)."""
-  import hashlib  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  h = hashlib.sha256()
-  for a in (np.ascontiguousarray(images, np.float32), np.ascontiguousarray(labels, np.int32)):
-    h.update(repr(a.shape).encode())
-    h.update(a.tobytes())
-  return h.hexdigest()
-
-
 def finished(rows, others, key: str, digest) -> bool:
   """Whether `key`'s row in `rows` is still valid for the set of SHA-256 `digest`.
 
@@ -289,7 +278,7 @@ def main(argv):
     if (method, ipc) not in sets:
       art = artifact_lib.load_artifact(os.path.join(SHIPPED, f"{method}_ipc{ipc}"))
       x, y, _ = soft_labels.training_set(art)
-      sets[(method, ipc)] = (x, y, set_digest(x, y))
+      sets[(method, ipc)] = (x, y, _util.set_digest(x, y))
     return sets[(method, ipc)]
 
   for cell in _cells():
